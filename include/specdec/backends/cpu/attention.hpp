@@ -1,0 +1,71 @@
+// Tree attention of the CPU backend, grouped-query. Query token i of a step attends to every
+// committed slot [0, n_past) and to the step slots n_past + j for which the mask marks j as i's
+// ancestor or i itself. Keys are visited in slot order (committed first, then step rows in
+// topological order), which is the order the same path would have as a plain sequence, and every
+// sum runs in that order: a token's output is bit-identical to running its root-to-node path alone.
+#pragma once
+
+#include <specdec/backends/cpu/kv_cache.hpp>
+#include <specdec/backends/cpu/thread_pool.hpp>
+#include <specdec/backends/cpu/vec.hpp>
+#include <specdec/core/tree_mask.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+namespace specdec::cpu {
+
+struct attention_shape {
+  std::int64_t n_head = 0;
+  std::int64_t n_head_kv = 0;
+  std::int64_t head_dim = 0;
+};
+
+// q:   [n, n_head * head_dim]  (rotated)           out: [n, n_head * head_dim]
+// K/V of the step are already in cache slots n_past + i of `layer`.
+inline void tree_attention(thread_pool& pool, const kv_cache& cache, std::int32_t layer, std::int32_t n_past,
+                           const tree_mask& mask, const float* q, float* out, const attention_shape& s) {
+  const std::int32_t n = mask.size();
+  const std::int64_t group = s.n_head / s.n_head_kv;
+  const auto hd = static_cast<std::size_t>(s.head_dim);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
+  const std::size_t q_stride = static_cast<std::size_t>(s.n_head) * hd;
+
+  pool.parallel_for(static_cast<std::size_t>(n) * static_cast<std::size_t>(s.n_head),
+                    [&](std::size_t begin, std::size_t end) {
+    std::vector<float> scores(static_cast<std::size_t>(n_past + n));
+    std::vector<std::int32_t> slots(static_cast<std::size_t>(n_past + n));
+    for (std::size_t task = begin; task < end; ++task) {
+      const auto i = static_cast<std::int32_t>(task / static_cast<std::size_t>(s.n_head));
+      const auto h = static_cast<std::int64_t>(task % static_cast<std::size_t>(s.n_head));
+      const auto g = static_cast<std::int32_t>(h / group);
+      const float* qi = q + static_cast<std::size_t>(i) * q_stride + static_cast<std::size_t>(h) * hd;
+      float* oi = out + static_cast<std::size_t>(i) * q_stride + static_cast<std::size_t>(h) * hd;
+
+      std::size_t n_keys = 0;
+      for (std::int32_t t = 0; t < n_past; ++t) slots[n_keys++] = t;
+      for (std::int32_t j = 0; j <= i; ++j) {
+        if (mask.attends(i, j)) slots[n_keys++] = n_past + j;
+      }
+      float max_score = -std::numeric_limits<float>::infinity();
+      for (std::size_t k = 0; k < n_keys; ++k) {
+        scores[k] = dot(qi, cache.k(layer, g, slots[k]), hd) * scale;
+        max_score = std::max(max_score, scores[k]);
+      }
+      float sum = 0.0f;
+      for (std::size_t k = 0; k < n_keys; ++k) {
+        scores[k] = std::exp(scores[k] - max_score);
+        sum += scores[k];
+      }
+      std::fill(oi, oi + hd, 0.0f);
+      for (std::size_t k = 0; k < n_keys; ++k) axpy(scores[k], cache.v(layer, g, slots[k]), oi, hd);
+      const float inv = 1.0f / sum;
+      for (std::size_t d = 0; d < hd; ++d) oi[d] *= inv;
+    }
+  });
+}
+
+}  // namespace specdec::cpu
