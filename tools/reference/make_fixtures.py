@@ -11,6 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from forward_fixtures import write_forward_fixtures  # noqa: E402
 from gguf_fixtures import write_gguf_fixtures  # noqa: E402
 
 
@@ -30,6 +31,7 @@ def main() -> int:
         write_tokenizer_fixtures = None
     if write_tokenizer_fixtures is not None:
         write_tokenizer_fixtures(args.model, args.prompts, args.out)
+    write_forward_fixtures(args.model, args.prompts, args.out)
     print(f"make_fixtures: wrote {args.out}")
     return 0
 

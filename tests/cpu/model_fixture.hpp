@@ -1,0 +1,30 @@
+// Test helper: the default model, loaded once per test binary (loading dequantizes ~540 MB).
+#pragma once
+
+#include <specdec/backends/cpu/llama_cpu.hpp>
+
+#include <cstring>
+#include <span>
+#include <vector>
+
+namespace specdec::test {
+
+inline cpu::llama_cpu& default_model() {
+  static cpu::llama_cpu model(SPECDEC_TEST_MODEL, cpu::llama_cpu_options{2, 2048, 64});
+  return model;
+}
+
+inline std::vector<float> copy_row(const logits_view& l, std::int32_t i) {
+  const auto r = l.row(i);
+  return {r.begin(), r.end()};
+}
+
+inline bool bitwise_equal(std::span<const float> a, std::span<const float> b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size_bytes()) == 0;
+}
+
+inline token_id argmax(std::span<const float> r) {
+  return static_cast<token_id>(std::max_element(r.begin(), r.end()) - r.begin());
+}
+
+}  // namespace specdec::test

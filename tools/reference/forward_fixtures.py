@@ -1,0 +1,178 @@
+"""Reference logits and greedy continuations for the forward-pass tests, from llama_ref.LlamaRef
+(float64 NumPy) on the same GGUF file.
+
+Prompts: the first prompt of each of the first 4 distinct categories of the JSONL file, in file order,
+rendered as ChatML with the default SmolLM system message and tokenized by Hugging Face `tokenizers`
+built from the GGUF (transformers' convert_gguf_tokenizer, without torch). As in
+tokenizer_fixtures.py, tokenizer.ggml.pre = "smollm" gets the split llama.cpp and the model's own
+tokenizer.json use (every digit isolated first), which transformers' conversion lacks.
+
+Writes into OUT/forward/:
+  <id>.logits.f32          float32 little-endian logits [n_tokens, n_vocab] for the first
+                           min(64, prompt length) prompt tokens, one call from an empty cache
+  skip.logits.f32          the same for the first 32 tokens of the first prompt, running every layer
+                           but SKIPPED_LAYERS
+  forward_reference.json   token ids, file names, and greedy continuations (32 new tokens for each
+                           prompt, 16 for the layer-skipping run) of the full, untruncated prompt;
+                           generation does not stop at end-of-sequence; greedy_margins[i] is the
+                           gap between the best and second-best logit at step i (a small gap means a
+                           float32 implementation may legitimately pick the other token)
+
+Run directly with
+    .venv/bin/python tools/reference/forward_fixtures.py --model M.gguf --prompts P.jsonl --out DIR
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import gguf
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from llama_ref import LlamaRef, blas_threads  # noqa: E402
+
+SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
+N_PROMPTS = 4
+N_LOGITS = 64
+N_GREEDY = 32
+SKIPPED_LAYERS = [3, 7, 8, 20]
+N_SKIP_LOGITS = 32
+N_SKIP_GREEDY = 16
+
+
+def chatml(turn: str, system: str = SYSTEM) -> str:
+    return (f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{turn}<|im_end|>\n"
+            "<|im_start|>assistant\n")
+
+
+def build_tokenizer(model_path: Path):
+    """tokenizers.Tokenizer built from the GGUF's tokenizer.ggml.* fields the way transformers does."""
+    from transformers.integrations.gguf.gguf_tokenizer_mapping import convert_gguf_tokenizer
+
+    reader = gguf.GGUFReader(str(model_path))
+
+    def field(key, default=None):
+        f = reader.fields.get(key)
+        return default if f is None else f.contents()
+
+    d = {
+        "tokenizer_type": "gpt2",
+        "pre_tokenizer_type": field("tokenizer.ggml.pre"),
+        "tokens": field("tokenizer.ggml.tokens"),
+        "merges": field("tokenizer.ggml.merges"),
+        "token_type": field("tokenizer.ggml.token_type"),
+        "bos_token_id": field("tokenizer.ggml.bos_token_id"),
+        "eos_token_id": field("tokenizer.ggml.eos_token_id"),
+        "unk_token_id": field("tokenizer.ggml.unknown_token_id"),
+        "pad_token_id": field("tokenizer.ggml.padding_token_id"),
+        "add_prefix_space": False,
+    }
+    d = {k: v for k, v in d.items() if v is not None}
+    tokenizer, _ = convert_gguf_tokenizer(field("general.architecture"), d)
+    if d.get("pre_tokenizer_type") == "smollm":
+        from tokenizers import pre_tokenizers
+        tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+        ])
+    return tokenizer
+
+
+def pick_prompts(prompts_path: Path, n: int = N_PROMPTS) -> list[dict]:
+    """The first prompt of each of the first n distinct categories, in file order."""
+    chosen, seen = [], set()
+    for line in prompts_path.read_text().splitlines():
+        if not line.strip():
+            continue
+        p = json.loads(line)
+        if p["category"] not in seen:
+            seen.add(p["category"])
+            chosen.append(p)
+            if len(chosen) == n:
+                break
+    return chosen
+
+
+def _write_f32(path: Path, logits: np.ndarray) -> None:
+    np.ascontiguousarray(logits, dtype="<f4").tofile(path)
+
+
+def _decode(ref: LlamaRef, logits: np.ndarray, n_new: int, layers=None) -> tuple[list[int], list[float]]:
+    """n_new greedy ids continuing the cache, starting from the last row of `logits`, and at each
+    step the gap between the best and second-best logit (how close a tie the argmax was)."""
+    ids, margins = [], []
+    while True:
+        row = logits[-1]
+        best = int(np.argmax(row))
+        ids.append(best)
+        margins.append(float(row[best] - np.max(np.delete(row, best))))
+        if len(ids) == n_new:
+            return ids, margins
+        logits = ref.forward([best], layers=layers, last_only=True)
+
+
+def write_forward_fixtures(model_path, prompts_path, out_dir) -> Path:
+    """Writes out_dir/forward/* (see the module docstring); returns the JSON's path."""
+    model_path, prompts_path, out_dir = Path(model_path), Path(prompts_path), Path(out_dir)
+    fwd_dir = out_dir / "forward"
+    fwd_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_tokenizer(model_path)
+    ref = LlamaRef(model_path)  # float64
+    n_vocab = ref.hp.n_vocab
+
+    doc: dict = {"model": str(model_path), "n_vocab": n_vocab, "dtype": "float64", "system": SYSTEM,
+                 "prompts": []}
+    with blas_threads(1):
+        for p in pick_prompts(prompts_path):
+            text = chatml(p["turns"][0])
+            full = tokenizer.encode(text, add_special_tokens=False).ids
+            head = full[:N_LOGITS]
+            ref.reset()
+            logits = ref.forward(head)  # one call from an empty cache
+            name = f"forward/{p['id']}.logits.f32"
+            _write_f32(out_dir / name, logits)
+            # Prefill the rest of the prompt on top of the same cache, then decode greedily.
+            if len(full) > len(head):
+                logits = ref.forward(full[len(head):], last_only=True)
+            greedy, margins = _decode(ref, logits, N_GREEDY)
+            doc["prompts"].append({"id": p["id"], "category": p["category"], "text": text,
+                                   "n_tokens": len(head), "tokens": head, "full_prompt_tokens": full,
+                                   "logits_file": name, "greedy": greedy, "greedy_margins": margins})
+
+        first = doc["prompts"][0]
+        layers = [i for i in range(ref.hp.n_layer) if i not in SKIPPED_LAYERS]
+        tokens = first["full_prompt_tokens"][:N_SKIP_LOGITS]
+        ref.reset()
+        _write_f32(fwd_dir / "skip.logits.f32", ref.forward(tokens, layers=layers))
+        ref.reset()
+        logits = ref.forward(first["full_prompt_tokens"], layers=layers, last_only=True)
+        greedy, margins = _decode(ref, logits, N_SKIP_GREEDY, layers)
+        doc["skip"] = {"id": first["id"], "skipped_layers": SKIPPED_LAYERS, "layers": layers,
+                       "n_tokens": len(tokens), "tokens": tokens, "logits_file": "forward/skip.logits.f32",
+                       "full_prompt_tokens": first["full_prompt_tokens"], "greedy": greedy,
+                       "greedy_margins": margins}
+
+    path = fwd_dir / "forward_reference.json"
+    path.write_text(json.dumps(doc, ensure_ascii=False, indent=1))
+    return path
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True, type=Path)
+    ap.add_argument("--prompts", required=True, type=Path)
+    ap.add_argument("--out", required=True, type=Path)
+    args = ap.parse_args()
+    t = time.perf_counter()
+    path = write_forward_fixtures(args.model, args.prompts, args.out)
+    print(f"forward_fixtures: wrote {path} in {time.perf_counter() - t:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
