@@ -1,0 +1,82 @@
+// Shared helpers of the example programs (not part of the library): finding the default model,
+// printing UTF-8 text as tokens stream in, and timing.
+#pragma once
+
+#include <specdec/error.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <system_error>
+#include <unistd.h>
+
+namespace specdec::programs {
+
+inline constexpr const char* default_model_name = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
+// The model used when -m is not given: $SPECDEC_MODEL, then the path the build was configured with,
+// then models/ in the working directory, then models/ above the executable.
+inline std::string default_model_path() {
+  namespace fs = std::filesystem;
+  if (const char* env = std::getenv("SPECDEC_MODEL"); env != nullptr && *env != '\0') return env;
+  std::error_code ec;
+#ifdef SPECDEC_DEFAULT_MODEL_PATH
+  if (fs::is_regular_file(SPECDEC_DEFAULT_MODEL_PATH, ec)) return SPECDEC_DEFAULT_MODEL_PATH;
+#endif
+  if (fs::path p = fs::path("models") / default_model_name; fs::is_regular_file(p, ec)) return p.string();
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    for (fs::path dir = exe.parent_path(); !dir.empty() && dir != dir.root_path(); dir = dir.parent_path()) {
+      if (fs::path p = dir / "models" / default_model_name; fs::is_regular_file(p, ec)) return p.string();
+    }
+  }
+  throw error(error_category::io, std::string("default model ") + default_model_name +
+                                      " not found (run scripts/demo.sh to fetch it, or pass -m FILE)");
+}
+
+// Buffers bytes until they form complete UTF-8 characters, so a character split across two tokens
+// is printed whole. Invalid bytes are passed through once they can no longer start a character.
+class utf8_printer {
+ public:
+  explicit utf8_printer(std::FILE* out) : out_(out) {}
+
+  void write(const std::string& bytes) {
+    pending_ += bytes;
+    std::size_t complete = 0;
+    for (std::size_t i = 0; i < pending_.size();) {
+      const auto c = static_cast<unsigned char>(pending_[i]);
+      const std::size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 1;
+      if (i + len > pending_.size()) break;
+      i += len;
+      complete = i;
+    }
+    std::fwrite(pending_.data(), 1, complete, out_);
+    std::fflush(out_);
+    pending_.erase(0, complete);
+  }
+
+  void flush() {
+    std::fwrite(pending_.data(), 1, pending_.size(), out_);
+    std::fflush(out_);
+    pending_.clear();
+  }
+
+ private:
+  std::FILE* out_;
+  std::string pending_;
+};
+
+class stopwatch {
+ public:
+  stopwatch() : start_(std::chrono::steady_clock::now()) {}
+  [[nodiscard]] double seconds() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  }
+
+ private:
+  std::chrono::steady_clock::time_point start_;
+};
+
+}  // namespace specdec::programs

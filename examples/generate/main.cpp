@@ -1,0 +1,221 @@
+// specdec-generate: decode a prompt with a GGUF model on the CPU backend, streaming the text.
+// Plain autoregressive decoding for now (the speculative methods plug into the same program later).
+//   specdec-generate -p "What is the capital of France?" -n 32 --temp 0
+// Bad input prints one line "error: ..." on stderr and exits with code 2.
+#include "common/program_support.hpp"
+
+#include <specdec/backends/cpu/llama_cpu.hpp>
+#include <specdec/core/sampling.hpp>
+#include <specdec/model/gguf/reader.hpp>
+#include <specdec/tokenizer/chat_template.hpp>
+#include <specdec/tokenizer/from_gguf.hpp>
+#include <specdec/tokenizer/tokenizer.hpp>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <random>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+struct options {
+  std::string model;
+  std::string prompt;
+  std::string prompt_file;
+  std::string system;
+  std::int32_t n_predict = 128;
+  float temperature = 0.0f;
+  std::int32_t top_k = 0;
+  float top_p = 1.0f;
+  std::int64_t seed = -1;
+  bool no_chat_template = false;
+  std::int32_t threads = 0;
+  std::int32_t ctx_size = 0;
+  bool json = false;
+};
+
+struct result {
+  std::vector<specdec::token_id> prompt_tokens;
+  std::vector<specdec::token_id> tokens;
+  std::string text;
+  std::string stop_reason;
+  double prefill_s = 0;
+  double decode_s = 0;
+  std::int32_t n_decode_steps = 0;
+  std::uint64_t seed = 0;
+};
+
+std::string read_prompt_file(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    throw specdec::error(specdec::error_category::io, "cannot read prompt file " + path + ": not a regular file");
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw specdec::error(specdec::error_category::io, "cannot read prompt file " + path);
+  std::ostringstream s;
+  s << in.rdbuf();
+  if (in.bad()) throw specdec::error(specdec::error_category::io, "cannot read prompt file " + path);
+  return s.str();
+}
+
+// The model's end-of-generation tokens: EOS plus the usual end-of-turn control tokens it has.
+std::set<specdec::token_id> end_tokens(const specdec::tokenizer& tok) {
+  std::set<specdec::token_id> ends;
+  if (tok.eos_id() >= 0) ends.insert(tok.eos_id());
+  for (const char* t : {"<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>", "<|end|>"}) {
+    if (const auto id = tok.find(t)) ends.insert(*id);
+  }
+  return ends;
+}
+
+result run(const options& o) {
+  using namespace specdec;
+  const std::string model_path = o.model.empty() ? programs::default_model_path() : o.model;
+  const std::string prompt_text = o.prompt_file.empty() ? o.prompt : read_prompt_file(o.prompt_file);
+  if (prompt_text.empty()) throw error(error_category::invalid_argument, "the prompt is empty");
+  const sampling_params sp{o.temperature, o.top_k, o.top_p};
+  sp.validate();
+
+  const gguf::file file(model_path);
+  (void)read_llama_config(file);  // architecture and shapes first: the clearest error for a wrong model
+  tokenizer tok = tokenizer_from_gguf(file);
+  cpu::llama_cpu_options mo;
+  mo.n_threads = o.threads > 0 ? o.threads : static_cast<std::int32_t>(std::max(1u, std::thread::hardware_concurrency()));
+  mo.n_ctx = o.ctx_size;
+  cpu::llama_cpu model(file, mo);
+
+  result r;
+  if (o.no_chat_template) {
+    r.prompt_tokens = tok.encode(prompt_text, {.parse_special = false, .add_special = true});
+  } else {
+    const auto tmpl = chat_template::detect(file.get_or<std::string>("tokenizer.chat_template", ""));
+    std::vector<chat_message> messages;
+    if (!o.system.empty()) messages.push_back({"system", o.system});
+    messages.push_back({"user", prompt_text});
+    r.prompt_tokens = tok.encode(tmpl.apply(messages, true), {.parse_special = true});
+  }
+  if (r.prompt_tokens.empty()) throw error(error_category::invalid_argument, "the prompt is empty");
+  if (static_cast<std::int64_t>(r.prompt_tokens.size()) >= model.n_ctx()) {
+    throw error(error_category::capacity, "the prompt has " + std::to_string(r.prompt_tokens.size()) +
+                                              " tokens but the context holds " + std::to_string(model.n_ctx()) +
+                                              " (raise -c up to the model's " +
+                                              std::to_string(model.config().n_ctx_train) + ")");
+  }
+
+  r.seed = o.seed >= 0 ? static_cast<std::uint64_t>(o.seed) : std::random_device{}();
+  std::mt19937_64 rng(r.seed);
+  const auto ends = end_tokens(tok);
+  programs::utf8_printer printer(stdout);
+
+  const programs::stopwatch prefill_clock;
+  logits_view logits = model.prefill(r.prompt_tokens);
+  r.prefill_s = prefill_clock.seconds();
+
+  const programs::stopwatch decode_clock;
+  r.stop_reason = "length";
+  while (true) {
+    const token_id next = choose(logits.row(logits.n_rows - 1), sp, rng);
+    if (ends.count(next) != 0) {
+      r.stop_reason = "eos";
+      break;
+    }
+    r.tokens.push_back(next);
+    const std::string piece = tok.token_to_piece(next);
+    r.text += piece;
+    if (!o.json) printer.write(piece);
+    if (static_cast<std::int32_t>(r.tokens.size()) >= o.n_predict) break;
+    if (model.n_past() + 1 > model.n_ctx()) {
+      r.stop_reason = "context";
+      break;
+    }
+    logits = model.forward(step_batch::chain(std::span<const token_id>(&r.tokens.back(), 1), model.n_past()));
+    model.commit(std::vector<std::int32_t>{0});
+    ++r.n_decode_steps;
+  }
+  r.decode_s = decode_clock.seconds();
+  if (!o.json) {
+    printer.flush();
+    std::printf("\n");
+  }
+  return r;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  options o;
+  CLI::App app{"specdec-generate: decode a prompt with a GGUF model (CPU backend)"};
+  app.add_option("-m,--model", o.model, "GGUF model file (default: the SmolLM2-135M-Instruct model in models/)");
+  auto* p = app.add_option("-p,--prompt", o.prompt, "prompt text");
+  auto* f = app.add_option("-f,--file", o.prompt_file, "read the prompt from this file");
+  p->excludes(f);
+  app.add_option("-n,--n-predict", o.n_predict, "maximum number of new tokens")->check(CLI::Range(1, 1 << 20));
+  app.add_option("--temp", o.temperature, "temperature; 0 = greedy (default 0)")->check(CLI::Range(0.0f, 100.0f));
+  app.add_option("--top-k", o.top_k, "keep the k most likely tokens; 0 = off")->check(CLI::Range(0, 1 << 30));
+  app.add_option("--top-p", o.top_p, "keep the smallest set of tokens with this mass; 1 = off")
+      ->check(CLI::Range(0.0f, 1.0f));
+  app.add_option("--seed", o.seed, "random seed for sampling; -1 = random (printed in --json)")
+      ->check(CLI::Range(std::int64_t{-1}, std::int64_t{1} << 62));
+  app.add_option("--system", o.system, "system message for the chat template");
+  app.add_flag("--no-chat-template", o.no_chat_template, "feed the prompt as plain text");
+  app.add_option("-t,--threads", o.threads, "CPU threads (default: all cores)")->check(CLI::Range(1, 256));
+  app.add_option("-c,--ctx-size", o.ctx_size, "KV cache size in tokens; 0 = the model's context")
+      ->check(CLI::Range(0, 1 << 24));
+  app.add_flag("--json", o.json, "print one JSON object (text, token ids, stats) on stdout and nothing else");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 2;
+  }
+  if (o.prompt.empty() && o.prompt_file.empty()) {
+    std::fprintf(stderr, "error: give a prompt with -p TEXT or -f FILE\n");
+    return 2;
+  }
+  if (o.top_p <= 0.0f) {
+    std::fprintf(stderr, "error: --top-p must be in (0, 1]\n");
+    return 2;
+  }
+
+  try {
+    const result r = run(o);
+    const double prefill_tps = static_cast<double>(r.prompt_tokens.size()) / r.prefill_s;
+    const double decode_tps = r.n_decode_steps > 0 ? r.n_decode_steps / r.decode_s : 0.0;
+    if (o.json) {
+      nlohmann::json j;
+      j["text"] = r.text;  // invalid UTF-8 bytes are replaced by U+FFFD when dumped
+      j["tokens"] = r.tokens;
+      j["prompt_tokens"] = r.prompt_tokens.size();
+      j["n_generated"] = r.tokens.size();
+      j["stop_reason"] = r.stop_reason;
+      j["seed"] = r.seed;
+      j["prefill_tokens_per_s"] = prefill_tps;
+      j["decode_tokens_per_s"] = decode_tps;
+      j["prefill_s"] = r.prefill_s;
+      j["decode_s"] = r.decode_s;
+      std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    } else {
+      std::fprintf(stderr, "[specdec] prompt %zu tokens | prefill %.1f tok/s | decode %.1f tok/s (%zu tokens) | stop: %s\n",
+                   r.prompt_tokens.size(), prefill_tps, decode_tps, r.tokens.size(), r.stop_reason.c_str());
+    }
+    return 0;
+  } catch (const specdec::error& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 2;
+  }
+}

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# specdec-generate end to end: a sensible greedy answer, deterministic greedy output, --json carrying
+# only JSON, and every kind of bad input answered with one "error:" line and exit code 2.
+set -u
+bin="$1"; model="$2"; root="$3"
+fails=0; passes=0
+tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
+
+check() {  # check NAME CONDITION-RESULT
+  if [ "$2" = 0 ]; then passes=$((passes + 1)); else fails=$((fails + 1)); echo "FAIL: $1"; fi
+}
+
+expect_error() {  # expect_error NAME NEEDLE ARGS...
+  local name="$1" needle="$2"; shift 2
+  "$bin" "$@" >"$tmp/out" 2>"$tmp/err"
+  local rc=$?
+  [ "$rc" = 2 ]; check "$name: exit code $rc, want 2" $?
+  grep -q "^error: .*$needle" "$tmp/err"; check "$name: stderr lacks 'error: ...$needle': $(head -c 300 "$tmp/err")" $?
+  [ "$(wc -l <"$tmp/err")" -le 1 ]; check "$name: more than one line on stderr" $?
+}
+
+"$bin" -m "$model" -p "What is the capital of France?" -n 32 --temp 0 >"$tmp/a" 2>"$tmp/a.err"
+check "greedy run exit code" $?
+grep -q "Paris" "$tmp/a"; check "answer mentions Paris: $(cat "$tmp/a")" $?
+grep -q "prefill .* tok/s | decode .* tok/s" "$tmp/a.err"; check "stats line" $?
+
+"$bin" -m "$model" -p "Tell me a short story about a robot." -n 40 --temp 0 --json >"$tmp/j1" 2>"$tmp/j1.err"
+check "json run exit code" $?
+"$bin" -m "$model" -p "Tell me a short story about a robot." -n 40 --temp 0 --json >"$tmp/j2" 2>/dev/null
+python3 - "$tmp/j1" "$tmp/j2" <<'PY'
+import json, sys
+a = json.load(open(sys.argv[1])); b = json.load(open(sys.argv[2]))
+assert a["tokens"] == b["tokens"], "greedy output differs run to run"
+assert len(a["tokens"]) == a["n_generated"] > 0
+for k in ("text", "prompt_tokens", "prefill_tokens_per_s", "decode_tokens_per_s", "stop_reason"):
+    assert k in a, k
+PY
+check "json output parses, has the fields, and greedy is deterministic" $?
+[ ! -s "$tmp/j1.err" ]; check "--json writes nothing to stderr" $?
+
+"$bin" -p "Say hello." -n 8 --temp 0 >/dev/null 2>&1
+check "default model found without -m" $?
+printf 'What is 2 + 2?' >"$tmp/prompt.txt"
+"$bin" -m "$model" -f "$tmp/prompt.txt" -n 8 --temp 0.8 --top-k 20 --top-p 0.9 --seed 1 >/dev/null 2>&1
+check "prompt file with sampling" $?
+
+printf 'not a gguf file at all, just text\n' >"$tmp/bad.gguf"
+expect_error "missing model" "cannot open" -m "$tmp/nope.gguf" -p hi
+expect_error "non-GGUF model" "not a GGUF file" -m "$tmp/bad.gguf" -p hi
+"$root/.venv/bin/python" - "$tmp/mamba.gguf" <<'PY'
+import sys, gguf
+w = gguf.GGUFWriter(sys.argv[1], arch="mamba")
+w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
+PY
+expect_error "unsupported architecture" "architecture 'mamba'" -m "$tmp/mamba.gguf" -p hi
+expect_error "model without a tokenizer" "tokenizer.ggml.model" -m "$root/tests/fuzz/corpus/gguf/tiny_llama.gguf" -p hi
+expect_error "unreadable prompt file" "prompt file" -m "$model" -f "$tmp/missing.txt"
+expect_error "prompt file is a directory" "prompt file" -m "$model" -f "$tmp"
+expect_error "prompt longer than the context" "context holds" -m "$model" -p "$(printf 'word %.0s' $(seq 300))" -c 64
+expect_error "n out of range" "n-predict" -m "$model" -p hi -n 0
+expect_error "negative temperature" "temp" -m "$model" -p hi --temp -1
+expect_error "top-p out of range" "top-p" -m "$model" -p hi --top-p 1.5
+expect_error "threads out of range" "threads" -m "$model" -p hi -t 0
+expect_error "unknown flag" "bogus" -m "$model" -p hi --bogus
+expect_error "no prompt" "prompt" -m "$model"
+expect_error "not a number" "n-predict" -m "$model" -p hi -n many
+
+echo "$passes passed, $fails failed"
+[ "$fails" = 0 ]
