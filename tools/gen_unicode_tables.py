@@ -61,8 +61,6 @@ def render(tables: dict[str, list[tuple[int, int]]], source: str) -> str:
         "// The reference tokenizer (Hugging Face tokenizers) matches with Oniguruma, so that is the default.",
         "#pragma once",
         "",
-        "#include <cstddef>",
-        "",
         "namespace specdec::unicode {",
         "",
         "struct code_range {",
