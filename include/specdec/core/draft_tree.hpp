@@ -1,0 +1,87 @@
+// draft_tree: a drafter's proposal for one verification step.
+// Nodes are in topological order (parent[i] < i). Node 0 is the root: the last accepted token, which
+// is not yet in the model's KV cache. The position of node i is n_past + depth[i]. Siblings carry
+// distinct tokens (the acceptance rules descend to "the child with token x").
+//
+//        [0] root "The"          tokens  = [The, cat, dog, sat, ran, on]
+//        /            \          parent  = [ -1,   0,   0,   1,   1,  3]
+//   [1] cat         [2] dog      depth   = [  0,   1,   1,   2,   2,  3]
+//    /     \
+//  [3] sat [4] ran
+//    |
+//  [5] on
+#pragma once
+
+#include <specdec/core/types.hpp>
+#include <specdec/error.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+namespace specdec {
+
+struct draft_tree {
+  std::vector<token_id> tokens;      // [n_nodes]
+  std::vector<std::int32_t> parent;  // [n_nodes], parent[0] == -1
+  std::vector<std::int32_t> depth;   // [n_nodes], depth[0] == 0
+  std::vector<float> draft_prob;     // [n_nodes] or empty: q(token | path) when the drafter has one
+
+  [[nodiscard]] std::int32_t size() const noexcept { return static_cast<std::int32_t>(tokens.size()); }
+  [[nodiscard]] token_id root() const noexcept { return tokens.front(); }
+
+  // A tree holding only the root: "nothing to draft" (and the autoregressive baseline).
+  static draft_tree root_only(token_id root) {
+    draft_tree t;
+    t.tokens = {root};
+    t.parent = {-1};
+    t.depth = {0};
+    return t;
+  }
+
+  // Appends a child of `parent_node` and returns its index. Pass a probability only if every node
+  // gets one. The caller keeps sibling tokens distinct (find_child helps).
+  std::int32_t add(std::int32_t parent_node, token_id token, float prob = std::numeric_limits<float>::quiet_NaN()) {
+    SPECDEC_ASSERT(parent_node >= 0 && parent_node < size());
+    tokens.push_back(token);
+    parent.push_back(parent_node);
+    depth.push_back(depth[static_cast<std::size_t>(parent_node)] + 1);
+    if (!std::isnan(prob)) draft_prob.push_back(prob);
+    return size() - 1;
+  }
+
+  // Index of the child of `node` carrying `token`, or -1. Linear in the number of nodes after `node`.
+  [[nodiscard]] std::int32_t find_child(std::int32_t node, token_id token) const noexcept {
+    for (std::int32_t i = node + 1; i < size(); ++i) {
+      if (parent[static_cast<std::size_t>(i)] == node && tokens[static_cast<std::size_t>(i)] == token) return i;
+    }
+    return -1;
+  }
+
+  [[nodiscard]] std::int32_t max_depth() const noexcept {
+    std::int32_t d = 0;
+    for (auto x : depth) d = x > d ? x : d;
+    return d;
+  }
+
+  // Checks the invariants above; throws invalid_argument naming the first broken one.
+  void validate() const {
+    auto fail = [](const std::string& what) { throw error(error_category::invalid_argument, "draft_tree: " + what); };
+    if (tokens.empty()) fail("no root");
+    if (parent.size() != tokens.size() || depth.size() != tokens.size()) fail("tokens, parent and depth differ in size");
+    if (!draft_prob.empty() && draft_prob.size() != tokens.size()) fail("draft_prob must be empty or one per node");
+    if (parent[0] != -1 || depth[0] != 0) fail("node 0 must be the root (parent -1, depth 0)");
+    for (std::size_t i = 1; i < tokens.size(); ++i) {
+      const std::int32_t p = parent[i];
+      if (p < 0 || static_cast<std::size_t>(p) >= i) fail("parent of node " + std::to_string(i) + " is not an earlier node");
+      if (depth[i] != depth[static_cast<std::size_t>(p)] + 1) fail("depth of node " + std::to_string(i) + " is wrong");
+      for (std::size_t j = static_cast<std::size_t>(p) + 1; j < i; ++j) {
+        if (parent[j] == p && tokens[j] == tokens[i]) fail("nodes " + std::to_string(j) + " and " + std::to_string(i) + " are siblings with the same token");
+      }
+    }
+  }
+};
+
+}  // namespace specdec
