@@ -1,7 +1,8 @@
-// specdec-generate: decode a prompt with a GGUF model on the CPU backend, streaming the text.
-// Plain autoregressive decoding for now (the speculative methods plug into the same program later).
-//   specdec-generate -p "What is the capital of France?" -n 32 --temp 0
+// specdec-generate: decode a prompt with a GGUF model on the CPU backend, streaming the text, with
+// plain autoregressive decoding or a speculative method (same output, fewer forward steps).
+//   specdec-generate -p "What is the capital of France?" -n 32 --temp 0 --method token-recycling
 // Bad input prints one line "error: ..." on stderr and exits with code 2.
+#include "common/methods.hpp"
 #include "common/program_support.hpp"
 
 #include <specdec/backends/cpu/llama_cpu.hpp>
@@ -41,6 +42,8 @@ struct options {
   std::int32_t threads = 0;
   std::int32_t ctx_size = 0;
   bool json = false;
+  std::string method = "ar";
+  std::int32_t budget = 0;
 };
 
 struct result {
@@ -48,9 +51,7 @@ struct result {
   std::vector<specdec::token_id> tokens;
   std::string text;
   std::string stop_reason;
-  double prefill_s = 0;
-  double decode_s = 0;
-  std::int32_t n_decode_steps = 0;
+  specdec::decode_stats stats;
   std::uint64_t seed = 0;
 };
 
@@ -112,36 +113,29 @@ result run(const options& o) {
   }
 
   r.seed = o.seed >= 0 ? static_cast<std::uint64_t>(o.seed) : std::random_device{}();
-  std::mt19937_64 rng(r.seed);
-  const auto ends = end_tokens(tok);
-  programs::utf8_printer printer(stdout);
-
-  const programs::stopwatch prefill_clock;
-  logits_view logits = model.prefill(r.prompt_tokens);
-  r.prefill_s = prefill_clock.seconds();
-
-  const programs::stopwatch decode_clock;
-  r.stop_reason = "length";
-  while (true) {
-    const token_id next = choose(logits.row(logits.n_rows - 1), sp, rng);
-    if (ends.count(next) != 0) {
-      r.stop_reason = "eos";
-      break;
-    }
-    r.tokens.push_back(next);
-    const std::string piece = tok.token_to_piece(next);
-    r.text += piece;
-    if (!o.json) printer.write(piece);
-    if (static_cast<std::int32_t>(r.tokens.size()) >= o.n_predict) break;
-    if (model.n_past() + 1 > model.n_ctx()) {
-      r.stop_reason = "context";
-      break;
-    }
-    logits = model.forward(step_batch::chain(std::span<const token_id>(&r.tokens.back(), 1), model.n_past()));
-    model.commit(std::vector<std::int32_t>{0});
-    ++r.n_decode_steps;
+  programs::method m = programs::make_method(o.method, model.n_vocab(), o.budget);
+  if (m.budget > model.n_ctx()) {
+    throw error(error_category::invalid_argument, "--budget " + std::to_string(m.budget) +
+                                                      " exceeds the context size " + std::to_string(model.n_ctx()));
   }
-  r.decode_s = decode_clock.seconds();
+  programs::utf8_printer printer(stdout);
+  generate_options go;
+  go.max_new_tokens = o.n_predict;
+  go.seed = r.seed;
+  const auto ends = end_tokens(tok);
+  go.end_tokens.assign(ends.begin(), ends.end());
+  go.on_tokens = [&](std::span<const token_id> fresh) {
+    for (token_id t : fresh) {
+      const std::string piece = tok.token_to_piece(t);
+      r.text += piece;
+      if (!o.json) printer.write(piece);
+    }
+    return true;
+  };
+  const generate_result g = programs::run_method(model, m, r.prompt_tokens, sp, go);
+  r.tokens = g.tokens;
+  r.stats = g.stats;
+  r.stop_reason = to_string(g.reason);
   if (!o.json) {
     printer.flush();
     std::printf("\n");
@@ -170,6 +164,11 @@ int main(int argc, char** argv) {
   app.add_option("-t,--threads", o.threads, "CPU threads (default: all cores)")->check(CLI::Range(1, 256));
   app.add_option("-c,--ctx-size", o.ctx_size, "KV cache size in tokens; 0 = the model's context")
       ->check(CLI::Range(0, 1 << 24));
+  app.add_option("--method", o.method, "ar (default), or a speculative method; see --list-methods");
+  app.add_option("--budget", o.budget, "draft tree size in nodes, root included; 0 = the method's default")
+      ->check(CLI::Range(0, 1 << 16));
+  bool list_methods = false;
+  app.add_flag("--list-methods", list_methods, "print the method names and exit");
   app.add_flag("--json", o.json, "print one JSON object (text, token ids, stats) on stdout and nothing else");
   try {
     app.parse(argc, argv);
@@ -178,6 +177,10 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 2;
+  }
+  if (list_methods) {
+    for (const auto& name : specdec::programs::method_names()) std::printf("%s\n", name.c_str());
+    return 0;
   }
   if (o.prompt.empty() && o.prompt_file.empty()) {
     std::fprintf(stderr, "error: give a prompt with -p TEXT or -f FILE\n");
@@ -190,8 +193,8 @@ int main(int argc, char** argv) {
 
   try {
     const result r = run(o);
-    const double prefill_tps = static_cast<double>(r.prompt_tokens.size()) / r.prefill_s;
-    const double decode_tps = r.n_decode_steps > 0 ? r.n_decode_steps / r.decode_s : 0.0;
+    const auto& st = r.stats;
+    const double prefill_tps = st.prefill_s > 0 ? static_cast<double>(r.prompt_tokens.size()) / st.prefill_s : 0.0;
     if (o.json) {
       nlohmann::json j;
       j["text"] = r.text;  // invalid UTF-8 bytes are replaced by U+FFFD when dumped
@@ -200,14 +203,25 @@ int main(int argc, char** argv) {
       j["n_generated"] = r.tokens.size();
       j["stop_reason"] = r.stop_reason;
       j["seed"] = r.seed;
+      j["method"] = o.method;
       j["prefill_tokens_per_s"] = prefill_tps;
-      j["decode_tokens_per_s"] = decode_tps;
-      j["prefill_s"] = r.prefill_s;
-      j["decode_s"] = r.decode_s;
+      j["decode_tokens_per_s"] = st.tokens_per_s();
+      j["prefill_s"] = st.prefill_s;
+      j["decode_s"] = st.total_s;
+      j["steps"] = st.steps;
+      j["n_drafted"] = st.n_drafted;
+      j["n_accept"] = st.n_accept;
+      j["accept_rate"] = st.accept_rate();
+      j["mat"] = st.mat();
+      j["accepted_by_depth"] = st.accepted_by_depth;
+      j["draft_s"] = st.draft_s + st.observe_s;
       std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     } else {
       std::fprintf(stderr, "[specdec] prompt %zu tokens | prefill %.1f tok/s | decode %.1f tok/s (%zu tokens) | stop: %s\n",
-                   r.prompt_tokens.size(), prefill_tps, decode_tps, r.tokens.size(), r.stop_reason.c_str());
+                   r.prompt_tokens.size(), prefill_tps, st.tokens_per_s(), r.tokens.size(), r.stop_reason.c_str());
+      std::fprintf(stderr, "[specdec] method %s | n_drafted %lld | n_accept %lld | accept %.1f%% | MAT %.2f | steps %lld\n",
+                   o.method.c_str(), static_cast<long long>(st.n_drafted), static_cast<long long>(st.n_accept),
+                   100.0 * st.accept_rate(), st.mat(), static_cast<long long>(st.steps));
     }
     return 0;
   } catch (const specdec::error& e) {

@@ -63,7 +63,18 @@ expect_error "top-p out of range" "top-p" -m "$model" -p hi --top-p 1.5
 expect_error "threads out of range" "threads" -m "$model" -p hi -t 0
 expect_error "unknown flag" "bogus" -m "$model" -p hi --bogus
 expect_error "no prompt" "prompt" -m "$model"
+expect_error "unknown method" "unknown method 'nope'" -m "$model" -p hi --method nope
 expect_error "not a number" "n-predict" -m "$model" -p hi -n many
+
+# Every method gives the autoregressive greedy output, token for token.
+"$bin" -m "$model" -p "List three colours." -n 24 --temp 0 --json --method ar >"$tmp/ar.json" 2>/dev/null
+for method in $("$bin" --list-methods); do
+  "$bin" -m "$model" -p "List three colours." -n 24 --temp 0 --json --method "$method" >"$tmp/m.json" 2>/dev/null
+  check "method $method runs" $?
+  python3 -c "import json,sys; a=json.load(open(sys.argv[1])); b=json.load(open(sys.argv[2])); sys.exit(a['tokens']!=b['tokens'])" \
+    "$tmp/ar.json" "$tmp/m.json"
+  check "method $method greedy output equals ar" $?
+done
 
 echo "$passes passed, $fails failed"
 [ "$fails" = 0 ]
