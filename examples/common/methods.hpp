@@ -8,6 +8,7 @@
 #include <specdec/backends/cpu/llama_cpu.hpp>
 #include <specdec/core/sampling.hpp>
 #include <specdec/drafters/any_drafter.hpp>
+#include <specdec/drafters/token_recycling.hpp>
 #include <specdec/error.hpp>
 #include <specdec/verify/generate.hpp>
 #include <specdec/verify/greedy.hpp>
@@ -18,7 +19,11 @@
 
 namespace specdec::programs {
 
-inline std::vector<std::string> method_names() { return {"ar"}; }
+inline std::vector<std::string> method_names() { return {"ar", "token-recycling"}; }
+
+// Default tree budgets (nodes per step, root included) for this CPU, from the budget sweep in
+// docs/benchmarks.md.
+inline constexpr std::int32_t default_token_recycling_budget = 25;
 
 struct method {
   std::string name;
@@ -27,12 +32,19 @@ struct method {
 };
 
 // budget 0 = the method's default for this CPU.
-inline method make_method(const std::string& name, std::int32_t /*n_vocab*/, std::int32_t budget = 0) {
+inline method make_method(const std::string& name, std::int32_t n_vocab, std::int32_t budget = 0) {
   if (name == "ar") return method{name, any_drafter(null_drafter{}), 1};
+  if (name == "token-recycling") {
+    // The greedy static tree of exactly budget - 1 drafted nodes (tree_template.hpp).
+    const std::int32_t b = budget > 0 ? budget : default_token_recycling_budget;
+    if (b < 2) throw error(error_category::invalid_argument, "token-recycling needs a budget of at least 2 nodes");
+    token_recycling_options o;
+    o.tree = "tr-" + std::to_string(b - 1);
+    return method{name, any_drafter(token_recycling_drafter(n_vocab, o)), b};
+  }
   std::string valid;
   for (const auto& n : method_names()) valid += (valid.empty() ? "" : ", ") + n;
   throw error(error_category::invalid_argument, "unknown method '" + name + "' (valid: " + valid + ")");
-  (void)budget;
 }
 
 // Runs the decode loop: greedy rule at temperature 0, the lossless sampling rule otherwise.

@@ -6,7 +6,7 @@
 //        [0] root "The"          tokens  = [The, cat, dog, sat, ran, on]
 //        /            \          parent  = [ -1,   0,   0,   1,   1,  3]
 //   [1] cat         [2] dog      depth   = [  0,   1,   1,   2,   2,  3]
-//    /     \
+//    /     \                     (each node's row in the tree mask marks itself and its ancestors)
 //  [3] sat [4] ran
 //    |
 //  [5] on
