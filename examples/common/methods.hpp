@@ -8,6 +8,7 @@
 #include <specdec/backends/cpu/llama_cpu.hpp>
 #include <specdec/core/sampling.hpp>
 #include <specdec/drafters/any_drafter.hpp>
+#include <specdec/drafters/lookahead_trie.hpp>
 #include <specdec/drafters/token_recycling.hpp>
 #include <specdec/error.hpp>
 #include <specdec/verify/generate.hpp>
@@ -19,11 +20,12 @@
 
 namespace specdec::programs {
 
-inline std::vector<std::string> method_names() { return {"ar", "token-recycling"}; }
+inline std::vector<std::string> method_names() { return {"ar", "token-recycling", "lookahead"}; }
 
 // Default tree budgets (nodes per step, root included) for this CPU, from the budget sweep in
 // docs/benchmarks.md.
 inline constexpr std::int32_t default_token_recycling_budget = 25;
+inline constexpr std::int32_t default_lookahead_budget = 33;
 
 struct method {
   std::string name;
@@ -41,6 +43,12 @@ inline method make_method(const std::string& name, std::int32_t n_vocab, std::in
     token_recycling_options o;
     o.tree = "tr-" + std::to_string(b - 1);
     return method{name, any_drafter(token_recycling_drafter(n_vocab, o)), b};
+  }
+  if (name == "lookahead") {
+    lookahead_options o;
+    o.decoding_length = budget > 0 ? budget : default_lookahead_budget;
+    o.validate();
+    return method{name, any_drafter(lookahead_trie_drafter(o)), o.decoding_length};
   }
   std::string valid;
   for (const auto& n : method_names()) valid += (valid.empty() ? "" : ", ") + n;
