@@ -6,26 +6,26 @@ bin="$1"; model="$2"; root="$3"
 fails=0; passes=0
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 
-check() {  # check NAME CONDITION-RESULT
-  if [ "$2" = 0 ]; then passes=$((passes + 1)); else fails=$((fails + 1)); echo "FAIL: $1"; fi
+check() {  # check STATUS NAME   (the status comes first: a $(...) in NAME would overwrite $?)
+  if [ "$1" = 0 ]; then passes=$((passes + 1)); else fails=$((fails + 1)); echo "FAIL: $2"; fi
 }
 
 expect_error() {  # expect_error NAME NEEDLE ARGS...
   local name="$1" needle="$2"; shift 2
   "$bin" "$@" >"$tmp/out" 2>"$tmp/err"
   local rc=$?
-  [ "$rc" = 2 ]; check "$name: exit code $rc, want 2" $?
-  grep -q "^error: .*$needle" "$tmp/err"; check "$name: stderr lacks 'error: ...$needle': $(head -c 300 "$tmp/err")" $?
-  [ "$(wc -l <"$tmp/err")" -le 1 ]; check "$name: more than one line on stderr" $?
+  [ "$rc" = 2 ]; check $? "$name: exit code $rc, want 2"
+  grep -q "^error: .*$needle" "$tmp/err"; check $? "$name: stderr lacks 'error: ...$needle': $(head -c 300 "$tmp/err")"
+  [ "$(wc -l <"$tmp/err")" -le 1 ]; check $? "$name: more than one line on stderr"
 }
 
 "$bin" -m "$model" -p "What is the capital of France?" -n 32 --temp 0 >"$tmp/a" 2>"$tmp/a.err"
-check "greedy run exit code" $?
-grep -q "Paris" "$tmp/a"; check "answer mentions Paris: $(cat "$tmp/a")" $?
-grep -q "prefill .* tok/s | decode .* tok/s" "$tmp/a.err"; check "stats line" $?
+check $? "greedy run exit code"
+grep -q "Paris" "$tmp/a"; check $? "answer mentions Paris: $(cat "$tmp/a")"
+grep -q "prefill .* tok/s | decode .* tok/s" "$tmp/a.err"; check $? "stats line"
 
 "$bin" -m "$model" -p "Tell me a short story about a robot." -n 40 --temp 0 --json >"$tmp/j1" 2>"$tmp/j1.err"
-check "json run exit code" $?
+check $? "json run exit code"
 "$bin" -m "$model" -p "Tell me a short story about a robot." -n 40 --temp 0 --json >"$tmp/j2" 2>/dev/null
 python3 - "$tmp/j1" "$tmp/j2" <<'PY'
 import json, sys
@@ -35,14 +35,14 @@ assert len(a["tokens"]) == a["n_generated"] > 0
 for k in ("text", "prompt_tokens", "prefill_tokens_per_s", "decode_tokens_per_s", "stop_reason"):
     assert k in a, k
 PY
-check "json output parses, has the fields, and greedy is deterministic" $?
-[ ! -s "$tmp/j1.err" ]; check "--json writes nothing to stderr" $?
+check $? "json output parses, has the fields, and greedy is deterministic"
+[ ! -s "$tmp/j1.err" ]; check $? "--json writes nothing to stderr"
 
 "$bin" -p "Say hello." -n 8 --temp 0 >/dev/null 2>&1
-check "default model found without -m" $?
+check $? "default model found without -m"
 printf 'What is 2 + 2?' >"$tmp/prompt.txt"
 "$bin" -m "$model" -f "$tmp/prompt.txt" -n 8 --temp 0.8 --top-k 20 --top-p 0.9 --seed 1 >/dev/null 2>&1
-check "prompt file with sampling" $?
+check $? "prompt file with sampling"
 
 printf 'not a gguf file at all, just text\n' >"$tmp/bad.gguf"
 expect_error "missing model" "cannot open" -m "$tmp/nope.gguf" -p hi
@@ -70,10 +70,10 @@ expect_error "not a number" "n-predict" -m "$model" -p hi -n many
 "$bin" -m "$model" -p "List three colours." -n 24 --temp 0 --json --method ar >"$tmp/ar.json" 2>/dev/null
 for method in $("$bin" --list-methods); do
   "$bin" -m "$model" -p "List three colours." -n 24 --temp 0 --json --method "$method" >"$tmp/m.json" 2>/dev/null
-  check "method $method runs" $?
+  check $? "method $method runs"
   python3 -c "import json,sys; a=json.load(open(sys.argv[1])); b=json.load(open(sys.argv[2])); sys.exit(a['tokens']!=b['tokens'])" \
     "$tmp/ar.json" "$tmp/m.json"
-  check "method $method greedy output equals ar" $?
+  check $? "method $method greedy output equals ar"
 done
 
 echo "$passes passed, $fails failed"

@@ -1,0 +1,324 @@
+// What specdec-eval measured and how it is reported: every prompt's decode_stats per method
+// configuration (a method at one tree budget), aggregated per category and overall, and written as
+// an aligned text table, Markdown or JSON.
+//   tokens/s        generated tokens / decode seconds, summed over prompts (prefill excluded)
+//   speedup         a configuration's tokens/s / AR's tokens/s over the same prompts
+//   median speedup  median over prompts of the per-prompt speedup (robust to a noisy machine)
+#pragma once
+
+#include "prompts.hpp"
+
+#include <specdec/core/decode_stats.hpp>
+#include <specdec/core/sampling.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+namespace specdec::eval {
+
+// One method at one budget, measured on every prompt.
+struct config_result {
+  std::string method;
+  std::int32_t budget = 1;
+  bool in_main = true;    // shown in the main tables (the method's default or --budget)
+  bool in_sweep = false;  // one point of --sweep-budget
+  std::vector<decode_stats> per_prompt;  // [n_prompts]
+  std::vector<bool> mismatch;            // [n_prompts]: greedy output differs from AR's
+
+  [[nodiscard]] std::string label() const {
+    return in_main ? method : method + "@" + std::to_string(budget);
+  }
+};
+
+struct eval_run {
+  std::string model;
+  std::string prompts_path;
+  std::int32_t max_new_tokens = 0;
+  sampling_params sampling;
+  std::uint64_t seed = 0;
+  std::int32_t threads = 0;
+  bool chat_template = true;
+  std::vector<eval_prompt> prompts;
+  std::vector<std::int64_t> prompt_tokens;  // [n_prompts]
+  std::vector<config_result> configs;       // configs[0] is AR, the baseline
+};
+
+// A configuration over a subset of the prompts.
+struct summary {
+  decode_stats total;
+  std::int64_t n_prompts = 0;
+  std::int64_t mismatches = 0;
+  double speedup = 0;
+  double median_speedup = 0;
+};
+
+inline std::vector<std::string> categories(const eval_run& r) {
+  std::vector<std::string> cats;
+  for (const auto& p : r.prompts) {
+    if (std::find(cats.begin(), cats.end(), p.category) == cats.end()) cats.push_back(p.category);
+  }
+  return cats;
+}
+
+// `category` empty = every prompt.
+inline summary summarize(const eval_run& r, const config_result& c, const std::string& category = {}) {
+  summary s;
+  decode_stats ar;
+  std::vector<double> ratios;
+  for (std::size_t i = 0; i < r.prompts.size() && i < c.per_prompt.size(); ++i) {
+    if (!category.empty() && r.prompts[i].category != category) continue;
+    const decode_stats& mine = c.per_prompt[i];
+    const decode_stats& base = r.configs[0].per_prompt[i];
+    s.total.add(mine);
+    ar.add(base);
+    ++s.n_prompts;
+    if (c.mismatch[i]) ++s.mismatches;
+    if (mine.tokens_per_s() > 0 && base.tokens_per_s() > 0) ratios.push_back(mine.tokens_per_s() / base.tokens_per_s());
+  }
+  s.speedup = ar.tokens_per_s() > 0 ? s.total.tokens_per_s() / ar.tokens_per_s() : 0.0;
+  if (!ratios.empty()) {
+    std::sort(ratios.begin(), ratios.end());
+    const std::size_t n = ratios.size();
+    s.median_speedup = n % 2 == 1 ? ratios[n / 2] : 0.5 * (ratios[n / 2 - 1] + ratios[n / 2]);
+  }
+  return s;
+}
+
+// ---- tables ------------------------------------------------------------------------------------
+
+struct table {
+  std::string title;
+  std::vector<std::string> header;
+  std::vector<std::vector<std::string>> rows;
+};
+
+inline std::string fmt(const char* f, double x) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, x);
+  return buf;
+}
+
+inline std::string percent(double x) { return fmt("%.1f%%", 100.0 * x); }
+
+inline std::vector<const config_result*> shown(const eval_run& r, bool sweep) {
+  std::vector<const config_result*> out;
+  for (const auto& c : r.configs) {
+    if (sweep ? c.in_sweep : c.in_main) out.push_back(&c);
+  }
+  return out;
+}
+
+inline std::vector<table> tables(const eval_run& r) {
+  const bool greedy = r.sampling.greedy();
+  std::vector<table> out;
+
+  table overall{"overall (" + std::to_string(r.prompts.size()) + " prompts; tok/s excludes prefill)",
+                {"method", "budget", "tok/s", "speedup", "median", "MAT", "accept%", "draft%", "mismatches"},
+                {}};
+  for (const config_result* c : shown(r, false)) {
+    const summary s = summarize(r, *c);
+    overall.rows.push_back({c->method, std::to_string(c->budget), fmt("%.1f", s.total.tokens_per_s()),
+                            fmt("%.2fx", s.speedup), fmt("%.2fx", s.median_speedup), fmt("%.2f", s.total.mat()),
+                            s.total.n_drafted > 0 ? percent(s.total.accept_rate()) : "-",
+                            percent(s.total.draft_share()), greedy ? std::to_string(s.mismatches) : "n/a"});
+  }
+  out.push_back(overall);
+
+  const auto main_configs = shown(r, false);
+  table by_cat{"by category: AR tok/s, then speedup over AR (MAT) per method", {"category", "prompts", "ar tok/s"}, {}};
+  for (std::size_t k = 1; k < main_configs.size(); ++k) by_cat.header.push_back(main_configs[k]->method);
+  auto cats = categories(r);
+  cats.push_back("");  // overall
+  for (const auto& cat : cats) {
+    const summary ar = summarize(r, r.configs[0], cat);
+    std::vector<std::string> row{cat.empty() ? "overall" : cat, std::to_string(ar.n_prompts),
+                                 fmt("%.1f", ar.total.tokens_per_s())};
+    for (std::size_t k = 1; k < main_configs.size(); ++k) {
+      const summary s = summarize(r, *main_configs[k], cat);
+      row.push_back(fmt("%.2fx", s.speedup) + fmt(" (%.2f)", s.total.mat()));
+    }
+    by_cat.rows.push_back(row);
+  }
+  out.push_back(by_cat);
+
+  const auto sweep = shown(r, true);
+  if (!sweep.empty()) {
+    std::vector<std::string> methods;
+    std::vector<std::int32_t> budgets;
+    for (const config_result* c : sweep) {
+      if (std::find(methods.begin(), methods.end(), c->method) == methods.end()) methods.push_back(c->method);
+      if (std::find(budgets.begin(), budgets.end(), c->budget) == budgets.end()) budgets.push_back(c->budget);
+    }
+    std::sort(budgets.begin(), budgets.end());
+    table t{"budget sweep: speedup over AR (MAT)", {"budget"}, {}};
+    t.header.insert(t.header.end(), methods.begin(), methods.end());
+    for (const std::int32_t b : budgets) {
+      std::vector<std::string> row{std::to_string(b)};
+      for (const auto& m : methods) {
+        const auto it = std::find_if(sweep.begin(), sweep.end(),
+                                     [&](const config_result* c) { return c->method == m && c->budget == b; });
+        if (it == sweep.end()) {
+          row.push_back("-");
+          continue;
+        }
+        const summary s = summarize(r, **it);
+        row.push_back(fmt("%.2fx", s.speedup) + fmt(" (%.2f)", s.total.mat()));
+      }
+      t.rows.push_back(row);
+    }
+    out.push_back(t);
+  }
+  return out;
+}
+
+// Columns padded to their widest cell; the first column left-aligned, the others right-aligned.
+inline std::string to_text(const table& t) {
+  std::vector<std::size_t> width(t.header.size(), 0);
+  for (std::size_t i = 0; i < t.header.size(); ++i) width[i] = t.header[i].size();
+  for (const auto& row : t.rows) {
+    for (std::size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  }
+  auto line = [&](const std::vector<std::string>& cells) {
+    std::string s;
+    for (std::size_t i = 0; i < cells.size(); ++i) {
+      const std::string pad(width[i] - cells[i].size(), ' ');
+      s += i == 0 ? cells[i] + pad : "  " + pad + cells[i];
+    }
+    return s + "\n";
+  };
+  std::string s = t.title + "\n" + line(t.header);
+  for (const auto& row : t.rows) s += line(row);
+  return s;
+}
+
+inline std::string to_markdown(const table& t) {
+  auto line = [](const std::vector<std::string>& cells) {
+    std::string s = "|";
+    for (const auto& c : cells) s += " " + c + " |";
+    return s + "\n";
+  };
+  std::string s = "**" + t.title + "**\n\n" + line(t.header) + "|";
+  for (std::size_t i = 0; i < t.header.size(); ++i) s += i == 0 ? "---|" : "---:|";
+  s += "\n";
+  for (const auto& row : t.rows) s += line(row);
+  return s;
+}
+
+inline std::string describe(const eval_run& r) {
+  std::string s = std::to_string(r.prompts.size()) + " prompts from " + r.prompts_path + ", model " + r.model + ", ";
+  if (r.sampling.greedy()) {
+    s += "greedy";
+  } else {
+    s += fmt("temperature %.2f", r.sampling.temperature) + ", top-k " + std::to_string(r.sampling.top_k) +
+         fmt(", top-p %.2f", r.sampling.top_p) + ", seed " + std::to_string(r.seed);
+  }
+  return s + ", up to " + std::to_string(r.max_new_tokens) + " new tokens, " + std::to_string(r.threads) + " threads" +
+         (r.chat_template ? "" : ", no chat template");
+}
+
+inline std::string text_report(const eval_run& r) {
+  std::string s = "specdec-eval: " + describe(r) + "\n";
+  for (const auto& t : tables(r)) s += "\n" + to_text(t);
+  return s;
+}
+
+inline std::string markdown_report(const eval_run& r) {
+  std::string s = "# specdec-eval\n\n" + describe(r) + ".\n";
+  for (const auto& t : tables(r)) s += "\n" + to_markdown(t);
+  return s;
+}
+
+// ---- JSON --------------------------------------------------------------------------------------
+
+inline nlohmann::ordered_json json_report(const eval_run& r) {
+  using json = nlohmann::ordered_json;
+  const bool greedy = r.sampling.greedy();
+  json j;
+  j["model"] = r.model;
+  j["prompts"] = r.prompts_path;
+  j["n_prompts"] = r.prompts.size();
+  j["max_new_tokens"] = r.max_new_tokens;
+  j["temperature"] = r.sampling.temperature;
+  j["top_k"] = r.sampling.top_k;
+  j["top_p"] = r.sampling.top_p;
+  j["seed"] = r.seed;
+  j["threads"] = r.threads;
+  j["chat_template"] = r.chat_template;
+  j["exactness_checked"] = greedy;  // mismatches are counted for greedy runs only
+  j["categories"] = categories(r);
+
+  j["methods"] = json::object();
+  for (const config_result* c : shown(r, false)) {
+    const summary s = summarize(r, *c);
+    json m;
+    m["budget"] = c->budget;
+    m["tokens_per_s"] = s.total.tokens_per_s();
+    m["speedup"] = s.speedup;
+    m["median_speedup"] = s.median_speedup;
+    m["mat"] = s.total.mat();
+    m["accept_rate"] = s.total.accept_rate();
+    m["draft_share"] = s.total.draft_share();
+    m["mismatches"] = s.mismatches;
+    m["n_generated"] = s.total.n_generated;
+    m["steps"] = s.total.steps;
+    m["n_drafted"] = s.total.n_drafted;
+    m["n_accept"] = s.total.n_accept;
+    m["decode_s"] = s.total.total_s;
+    m["draft_s"] = s.total.draft_s;
+    m["verify_s"] = s.total.verify_s;
+    m["observe_s"] = s.total.observe_s;
+    m["accepted_by_depth"] = s.total.accepted_by_depth;
+    m["drafted_by_depth"] = s.total.drafted_by_depth;
+    m["categories"] = json::object();
+    for (const auto& cat : categories(r)) {
+      const summary cs = summarize(r, *c, cat);
+      m["categories"][cat] = {{"speedup", cs.speedup},
+                              {"mat", cs.total.mat()},
+                              {"tokens_per_s", cs.total.tokens_per_s()},
+                              {"median_speedup", cs.median_speedup},
+                              {"accept_rate", cs.total.accept_rate()},
+                              {"n_prompts", cs.n_prompts}};
+    }
+    j["methods"][c->method] = m;
+  }
+
+  if (!shown(r, true).empty()) {
+    auto sweep = shown(r, true);
+    std::stable_sort(sweep.begin(), sweep.end(),
+                     [](const config_result* a, const config_result* b) { return a->budget < b->budget; });
+    j["sweep"] = json::object();
+    for (const config_result* c : sweep) {
+      const summary s = summarize(r, *c);
+      if (!j["sweep"].contains(c->method)) j["sweep"][c->method] = json::array();
+      j["sweep"][c->method].push_back({{"budget", c->budget},
+                                       {"speedup", s.speedup},
+                                       {"mat", s.total.mat()},
+                                       {"tokens_per_s", s.total.tokens_per_s()},
+                                       {"median_speedup", s.median_speedup},
+                                       {"accept_rate", s.total.accept_rate()},
+                                       {"mismatches", s.mismatches}});
+    }
+  }
+
+  j["per_prompt"] = json::array();
+  for (std::size_t i = 0; i < r.prompts.size(); ++i) {
+    json p{{"id", r.prompts[i].id}, {"category", r.prompts[i].category}, {"prompt_tokens", r.prompt_tokens[i]}};
+    p["methods"] = json::object();
+    for (const config_result* c : shown(r, false)) {
+      const decode_stats& st = c->per_prompt[i];
+      p["methods"][c->method] = {{"tokens_per_s", st.tokens_per_s()},
+                                 {"mat", st.mat()},
+                                 {"n_generated", st.n_generated},
+                                 {"mismatch", static_cast<bool>(c->mismatch[i])}};
+    }
+    j["per_prompt"].push_back(p);
+  }
+  return j;
+}
+
+}  // namespace specdec::eval

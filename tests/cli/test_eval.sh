@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# specdec-eval end to end on the default model, kept small (2 prompts, 8 new tokens): the JSON shape,
+# every method of --list-methods agreeing with AR token for token (greedy), an MT-bench-style file
+# with numeric question_ids, a budget sweep, and bad input answered with one "error:" line, exit 2.
+set -u
+bin="$1"; model="$2"; root="$3"
+fails=0; passes=0
+tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
+
+# check STATUS NAME: the status comes first so that it is read before a $(...) in NAME runs (which
+# would overwrite $?).
+check() {
+  if [ "$1" = 0 ]; then passes=$((passes + 1)); else fails=$((fails + 1)); echo "FAIL: $2"; fi
+}
+
+expect_error() {  # expect_error NAME NEEDLE ARGS...
+  local name="$1" needle="$2"; shift 2
+  "$bin" "$@" >"$tmp/out" 2>"$tmp/err"
+  local rc=$?
+  [ "$rc" = 2 ]; check $? "$name: exit code $rc, want 2"
+  grep -q "^error: .*$needle" "$tmp/err"; check $? "$name: stderr lacks 'error: ...$needle': $(head -c 300 "$tmp/err")"
+  [ "$(wc -l <"$tmp/err")" -le 1 ]; check $? "$name: more than one line on stderr"
+}
+
+# check_json FILE METHODS [SWEEP-BUDGETS]: the documented shape, zero mismatches, every method present.
+check_json() {
+  python3 - "$@" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+methods = sys.argv[2].split(",")
+sweep = [int(b) for b in sys.argv[3].split(",")] if len(sys.argv) > 3 else []
+assert j["model"] and j["max_new_tokens"] == 8, (j["model"], j["max_new_tokens"])
+assert list(j["methods"]) == methods, list(j["methods"])
+for name, m in j["methods"].items():
+    for k in ("tokens_per_s", "speedup", "mat", "accept_rate", "draft_share", "median_speedup"):
+        assert isinstance(m[k], (int, float)), (name, k)
+    assert m["tokens_per_s"] > 0 and m["speedup"] > 0 and m["mat"] >= 1.0, (name, m)
+    assert m["mismatches"] == 0, f"{name}: {m['mismatches']} outputs differ from AR"
+    assert isinstance(m["accepted_by_depth"], list)
+    assert m["categories"], name
+    for cat, c in m["categories"].items():
+        assert all(isinstance(c[k], (int, float)) for k in ("speedup", "mat", "tokens_per_s")), (name, cat)
+assert j["methods"]["ar"]["speedup"] == 1.0 and j["methods"]["ar"]["mat"] == 1.0
+if sweep:
+    assert set(j["sweep"]) == set(methods) - {"ar"}, list(j["sweep"])
+    for name, points in j["sweep"].items():
+        assert [p["budget"] for p in points] == sweep, (name, points)
+        for p in points:
+            assert p["speedup"] > 0 and p["mat"] >= 1.0 and p["tokens_per_s"] > 0 and p["mismatches"] == 0, p
+else:
+    assert "sweep" not in j
+PY
+}
+
+"$bin" --list-methods >"$tmp/methods" 2>&1
+check $? "--list-methods exit code"
+grep -qx "ar" "$tmp/methods"; check $? "--list-methods names ar: $(cat "$tmp/methods")"
+all="$(paste -sd, "$tmp/methods")"
+
+# AR alone on an MT-bench-shaped file (numeric question_id, two categories, extra turns ignored).
+cat >"$tmp/mt.jsonl" <<'EOF'
+{"question_id": 81, "category": "writing", "turns": ["Write a haiku about the sea.", "Now a limerick."]}
+
+{"question_id": 82, "category": "reasoning", "turns": ["Is 17 a prime number? Answer briefly."]}
+{"question_id": 83, "category": "writing", "turns": ["Name three colours."]}
+EOF
+"$bin" -m "$model" --prompts "$tmp/mt.jsonl" --limit 2 --max-new-tokens 8 --methods ar -t 2 --quiet \
+  --json "$tmp/ar.json" --markdown "$tmp/ar.md" >"$tmp/ar.out" 2>"$tmp/ar.err"
+check $? "ar run exit code: $(head -c 300 "$tmp/ar.err")"
+check_json "$tmp/ar.json" ar; check $? "ar JSON shape"
+python3 -c "import json,sys; j=json.load(open(sys.argv[1])); assert j['n_prompts']==2 and list(j['methods']['ar']['categories'])==['writing','reasoning'], j" "$tmp/ar.json"
+check $? "--limit and numeric question_ids"
+grep -q "^ar .* 1.00x" "$tmp/ar.out"; check $? "table on stdout: $(head -c 400 "$tmp/ar.out")"
+grep -q "^| ar |" "$tmp/ar.md"; check $? "markdown table"
+[ ! -s "$tmp/ar.err" ]; check $? "--quiet prints nothing on stderr: $(head -c 300 "$tmp/ar.err")"
+
+# Every known method on the default prompt file (first 2 prompts), with a small budget sweep when
+# there is a method besides AR (AR still runs once per prompt).
+sweep=(); budgets=()
+if [ "$all" != "ar" ]; then sweep=(--sweep-budget 2,4); budgets=(2,4); fi
+"$bin" -m "$model" --limit 2 --max-new-tokens 8 --methods "$all" -t 2 "${sweep[@]}" --json "$tmp/all.json" \
+  >"$tmp/all.out" 2>"$tmp/all.err"
+check $? "all methods ($all) exit code (1 = greedy mismatch): $(grep -m3 -v '^\[' "$tmp/all.err")"
+check_json "$tmp/all.json" "$all" "${budgets[@]}"; check $? "all-methods JSON shape, sweep and zero mismatches"
+grep -q "^\[2/2\] " "$tmp/all.err"; check $? "progress on stderr"
+
+printf '{"id": "a", "category": "x", "turns": ["hi"]}\n{"id": "b", "turns": ["unterminated"\n' >"$tmp/bad.jsonl"
+printf '{"id": "a", "category": "x", "turns": []}\n' >"$tmp/noturn.jsonl"
+expect_error "missing prompt file" "prompt file .*missing.jsonl" --prompts "$tmp/missing.jsonl"
+expect_error "malformed JSONL line" "bad.jsonl:2: not valid JSON" -m "$model" --prompts "$tmp/bad.jsonl"
+expect_error "prompt without turns" "noturn.jsonl:1: \"turns\"" -m "$model" --prompts "$tmp/noturn.jsonl"
+expect_error "unknown method" "unknown method 'no-such-method'" -m "$model" --methods ar,no-such-method --limit 1
+expect_error "max-new-tokens 0" "max-new-tokens" -m "$model" --max-new-tokens 0
+expect_error "unknown category" "category 'nope'" -m "$model" --categories nope
+expect_error "sweep without a method" "sweep-budget" -m "$model" --methods ar --sweep-budget 4
+
+echo "$passes passed, $fails failed"
+[ "$fails" = 0 ]
