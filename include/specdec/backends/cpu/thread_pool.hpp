@@ -43,21 +43,18 @@ class thread_pool {
                   "thread_pool: thread count must be in [1, 1024], got " + std::to_string(n_threads));
     }
     workers_.reserve(n_threads - 1);
-    for (std::size_t i = 1; i < n_threads; ++i) workers_.emplace_back([this, i] { work(i); });
+    try {
+      for (std::size_t i = 1; i < n_threads; ++i) workers_.emplace_back([this, i] { work(i); });
+    } catch (...) {  // std::system_error from std::thread: stop the workers already started
+      stop_workers();
+      throw;
+    }
   }
 
   thread_pool(const thread_pool&) = delete;
   thread_pool& operator=(const thread_pool&) = delete;
 
-  ~thread_pool() {
-    {
-      std::lock_guard lock(mutex_);
-      stop_ = true;
-      generation_.fetch_add(1, std::memory_order_seq_cst);
-    }
-    wake_cv_.notify_all();
-    for (std::thread& t : workers_) t.join();
-  }
+  ~thread_pool() { stop_workers(); }
 
   // Threads taking part in each job, the caller included.
   [[nodiscard]] std::size_t size() const noexcept { return n_threads_; }
@@ -94,6 +91,16 @@ class thread_pool {
     void* fn = nullptr;
     std::size_t n_tasks = 0;
   };
+
+  void stop_workers() noexcept {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+      generation_.fetch_add(1, std::memory_order_seq_cst);
+    }
+    wake_cv_.notify_all();
+    for (std::thread& t : workers_) t.join();
+  }
 
   template <class F>
   static void call_range(void* fn, std::size_t begin, std::size_t end) {

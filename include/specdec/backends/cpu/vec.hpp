@@ -5,7 +5,9 @@
 // the lanes in the fixed tree of reduce_lanes. The order depends only on the length, never on the
 // batch, the thread or the register block, so a token's result does not depend on its neighbours.
 // The ISA (AVX-512F, AVX2+FMA, or portable C++) is chosen at compile time from the consumer's
-// flags; the inline namespace keeps translation units built with different flags apart (ODR).
+// flags (results differ between ISAs, never within one build); the inline namespace keeps
+// translation units built with different flags apart (ODR). -ffast-math (-fassociative-math)
+// lets the compiler reorder the sums and voids the guarantee.
 #pragma once
 
 #include <cstddef>
@@ -26,7 +28,8 @@
 namespace specdec::cpu {
 inline namespace SPECDEC_CPU_ISA {
 
-// Lane-reduction tree (the same for every ISA, shown for 16 lanes; 8 lanes start at step 2):
+// Lane-reduction tree (the same for every ISA, shown for 16 lanes; AVX2's 8 lanes start at
+// step 2, the portable code's 4 at step 3):
 //
 //   v0 ... v7  v8 ... v15     step 1: s[i] = v[i] + v[i+8]   (i < 8)
 //   s0 .. s3   s4 .. s7       step 2: s[i] = s[i] + s[i+4]   (i < 4)
@@ -38,6 +41,7 @@ namespace simd {
 
 inline constexpr std::string_view isa_name = "avx512";
 inline constexpr std::size_t lanes = 16;
+inline constexpr std::size_t registers = 32;  // vector registers the compiler can allocate
 using vec = __m512;
 
 inline vec zero() noexcept { return _mm512_setzero_ps(); }
@@ -50,7 +54,11 @@ inline vec broadcast(float a) noexcept { return _mm512_set1_ps(a); }
 inline vec fmadd(vec a, vec b, vec acc) noexcept { return _mm512_fmadd_ps(a, b, acc); }
 // Stops the compiler from folding a load into each of its uses as a memory operand (which turns
 // one load shared by four FMAs into four loads).
-inline void keep_in_register(vec& v) noexcept { asm("" : "+v"(v)); }
+inline void keep_in_register([[maybe_unused]] vec& v) noexcept {
+#if defined(__GNUC__)
+  asm("" : "+v"(v));
+#endif
+}
 inline void store(float* p, vec v) noexcept { _mm512_storeu_ps(p, v); }
 inline void store_partial(float* p, vec v, std::size_t count) noexcept {
   _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << count) - 1u), v);
@@ -107,6 +115,7 @@ inline float reduce_lanes(vec v) noexcept {
 
 inline constexpr std::string_view isa_name = "avx2";
 inline constexpr std::size_t lanes = 8;
+inline constexpr std::size_t registers = 16;
 using vec = __m256;
 
 inline __m256i partial_mask(std::size_t count) noexcept {
@@ -121,7 +130,11 @@ inline vec load_partial(const float* p, std::size_t count) noexcept {
 }
 inline vec broadcast(float a) noexcept { return _mm256_set1_ps(a); }
 inline vec fmadd(vec a, vec b, vec acc) noexcept { return _mm256_fmadd_ps(a, b, acc); }
-inline void keep_in_register(vec& v) noexcept { asm("" : "+x"(v)); }
+inline void keep_in_register([[maybe_unused]] vec& v) noexcept {
+#if defined(__GNUC__)
+  asm("" : "+x"(v));
+#endif
+}
 inline void store(float* p, vec v) noexcept { _mm256_storeu_ps(p, v); }
 inline void store_partial(float* p, vec v, std::size_t count) noexcept {
   _mm256_maskstore_ps(p, partial_mask(count), v);
@@ -148,53 +161,63 @@ inline float reduce_lanes(vec v) noexcept {
 
 #else
 
-// Portable C++: eight lanes in an array; compilers vectorise the loops with whatever they have.
+// Portable C++: four lanes, one 16-byte register on SSE2 and NEON. GCC and Clang get a
+// vector-extension type, which they keep in registers (an array stayed in memory: 7x slower);
+// other compilers get an array.
 inline constexpr std::string_view isa_name = "generic";
-inline constexpr std::size_t lanes = 8;
+inline constexpr std::size_t lanes = 4;
+inline constexpr std::size_t registers = 16;  // a guess; it only sizes the matmul block
+
+#if defined(__GNUC__)
+using vec = float __attribute__((vector_size(lanes * sizeof(float))));
+// One expression for every element: a compiler that contracts it into a fused multiply-add
+// (GCC's default -ffp-contract=fast, on targets with FMA) does so everywhere alike.
+inline vec fmadd(vec a, vec b, vec acc) noexcept { return acc + a * b; }
+inline vec broadcast(float a) noexcept { return vec{} + a; }
+inline float lane(const vec& v, std::size_t i) noexcept { return v[i]; }
+#else
 struct vec {
   float v[lanes];
 };
-
 // One fused multiply-add where the target has it in hardware, else a multiply and an add; either
 // way the same operation for every element, so results stay batch-invariant.
-inline float madd(float a, float b, float acc) noexcept {
+inline vec fmadd(vec a, vec b, vec acc) noexcept {
+  for (std::size_t i = 0; i < lanes; ++i) {
 #if defined(FP_FAST_FMAF)
-  return std::fma(a, b, acc);
+    acc.v[i] = std::fma(a.v[i], b.v[i], acc.v[i]);
 #else
-  return acc + a * b;
+    acc.v[i] = acc.v[i] + a.v[i] * b.v[i];
 #endif
-}
-
-inline vec zero() noexcept { return vec{}; }
-inline vec load(const float* p) noexcept {
-  vec r;
-  std::memcpy(r.v, p, sizeof r.v);
-  return r;
-}
-inline vec load_partial(const float* p, std::size_t count) noexcept {
-  vec r{};
-  std::memcpy(r.v, p, count * sizeof(float));
-  return r;
+  }
+  return acc;
 }
 inline vec broadcast(float a) noexcept {
   vec r;
   for (float& x : r.v) x = a;
   return r;
 }
-inline void keep_in_register(vec&) noexcept {}
-inline vec fmadd(vec a, vec b, vec acc) noexcept {
-  for (std::size_t i = 0; i < lanes; ++i) acc.v[i] = madd(a.v[i], b.v[i], acc.v[i]);
-  return acc;
+inline float lane(const vec& v, std::size_t i) noexcept { return v.v[i]; }
+#endif
+
+inline vec zero() noexcept { return vec{}; }
+inline vec load(const float* p) noexcept {
+  vec r;
+  std::memcpy(&r, p, sizeof r);
+  return r;
 }
-inline void store(float* p, vec v) noexcept { std::memcpy(p, v.v, sizeof v.v); }
+inline vec load_partial(const float* p, std::size_t count) noexcept {
+  vec r{};
+  std::memcpy(&r, p, count * sizeof(float));
+  return r;
+}
+inline void keep_in_register(vec&) noexcept {}
+inline void store(float* p, vec v) noexcept { std::memcpy(p, &v, sizeof v); }
 inline void store_partial(float* p, vec v, std::size_t count) noexcept {
-  std::memcpy(p, v.v, count * sizeof(float));
+  std::memcpy(p, &v, count * sizeof(float));
 }
 
 inline float reduce_lanes(vec v) noexcept {
-  float s[4];
-  for (int i = 0; i < 4; ++i) s[i] = v.v[i] + v.v[i + 4];
-  return (s[0] + s[2]) + (s[1] + s[3]);
+  return (lane(v, 0) + lane(v, 2)) + (lane(v, 1) + lane(v, 3));  // steps 3 and 4
 }
 inline void reduce4(vec a, vec b, vec c, vec d, float* out) noexcept {
   out[0] = reduce_lanes(a);
