@@ -180,3 +180,28 @@ TEST_CASE("matmul matches a double-precision reference on the default model's sh
     CHECK(worst < 1e-6);
   }
 }
+
+TEST_CASE("dot4 and weighted_sum equal dot and repeated axpy bit for bit", "[cpu]") {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (std::size_t n : {1u, 7u, 16u, 33u, 64u, 100u, 128u, 129u}) {
+    std::vector<float> a(n), b(4 * n);
+    for (auto& v : a) v = normal(rng);
+    for (auto& v : b) v = normal(rng);
+    float out[4];
+    specdec::cpu::dot4(a.data(), b.data(), b.data() + n, b.data() + 2 * n, b.data() + 3 * n, n, out);
+    for (std::size_t j = 0; j < 4; ++j) {
+      const float want = specdec::cpu::dot(a.data(), b.data() + j * n, n);
+      CHECK(std::memcmp(&out[j], &want, sizeof(float)) == 0);
+    }
+    const std::size_t m = 37;
+    std::vector<float> w(m), xs(m * n), got(n), want(n, 0.0f);
+    std::vector<const float*> rows(m);
+    for (auto& v : w) v = normal(rng);
+    for (auto& v : xs) v = normal(rng);
+    for (std::size_t k = 0; k < m; ++k) rows[k] = xs.data() + k * n;
+    specdec::cpu::weighted_sum(w.data(), rows.data(), m, got.data(), n);
+    for (std::size_t k = 0; k < m; ++k) specdec::cpu::axpy(w[k], rows[k], want.data(), n);
+    CHECK(std::memcmp(got.data(), want.data(), n * sizeof(float)) == 0);
+  }
+}

@@ -3,12 +3,16 @@
 // ancestor or i itself. Keys are visited in slot order (committed first, then step rows in
 // topological order), which is the order the same path would have as a plain sequence, and every
 // sum runs in that order: a token's output is bit-identical to running its root-to-node path alone.
+// Scores use dot4 (bit-identical to dot); exp runs vectorised over a 64-byte aligned buffer padded to
+// whole packets, so every element takes the same code path whatever the number of keys.
 #pragma once
 
 #include <specdec/backends/cpu/kv_cache.hpp>
 #include <specdec/backends/cpu/thread_pool.hpp>
 #include <specdec/backends/cpu/vec.hpp>
 #include <specdec/core/tree_mask.hpp>
+
+#include <Eigen/Core>
 
 #include <algorithm>
 #include <cmath>
@@ -36,8 +40,11 @@ inline void tree_attention(thread_pool& pool, const kv_cache& cache, std::int32_
 
   pool.parallel_for(static_cast<std::size_t>(n) * static_cast<std::size_t>(s.n_head),
                     [&](std::size_t begin, std::size_t end) {
-    std::vector<float> scores(static_cast<std::size_t>(n_past + n));
-    std::vector<std::int32_t> slots(static_cast<std::size_t>(n_past + n));
+    constexpr Eigen::Index packet = 16;  // pad to whole AVX-512 packets (a multiple of every ISA's)
+    const auto capacity = static_cast<Eigen::Index>((n_past + n + packet - 1) / packet * packet);
+    Eigen::ArrayXf scores(capacity);  // 64-byte aligned by Eigen
+    std::vector<const float*> keys(static_cast<std::size_t>(n_past + n));
+    std::vector<const float*> values(static_cast<std::size_t>(n_past + n));
     for (std::size_t task = begin; task < end; ++task) {
       const auto i = static_cast<std::int32_t>(task / static_cast<std::size_t>(s.n_head));
       const auto h = static_cast<std::int64_t>(task % static_cast<std::size_t>(s.n_head));
@@ -46,22 +53,29 @@ inline void tree_attention(thread_pool& pool, const kv_cache& cache, std::int32_
       float* oi = out + static_cast<std::size_t>(i) * q_stride + static_cast<std::size_t>(h) * hd;
 
       std::size_t n_keys = 0;
-      for (std::int32_t t = 0; t < n_past; ++t) slots[n_keys++] = t;
+      auto add_slot = [&](std::int32_t slot) {
+        keys[n_keys] = cache.k(layer, g, slot);
+        values[n_keys] = cache.v(layer, g, slot);
+        ++n_keys;
+      };
+      for (std::int32_t t = 0; t < n_past; ++t) add_slot(t);
       for (std::int32_t j = 0; j <= i; ++j) {
-        if (mask.attends(i, j)) slots[n_keys++] = n_past + j;
+        if (mask.attends(i, j)) add_slot(n_past + j);
       }
+      std::size_t k = 0;
+      for (; k + 4 <= n_keys; k += 4) dot4(qi, keys[k], keys[k + 1], keys[k + 2], keys[k + 3], hd, &scores[static_cast<Eigen::Index>(k)]);
+      for (; k < n_keys; ++k) scores[static_cast<Eigen::Index>(k)] = dot(qi, keys[k], hd);
       float max_score = -std::numeric_limits<float>::infinity();
-      for (std::size_t k = 0; k < n_keys; ++k) {
-        scores[k] = dot(qi, cache.k(layer, g, slots[k]), hd) * scale;
-        max_score = std::max(max_score, scores[k]);
+      for (k = 0; k < n_keys; ++k) {
+        scores[static_cast<Eigen::Index>(k)] *= scale;
+        max_score = std::max(max_score, scores[static_cast<Eigen::Index>(k)]);
       }
+      const auto padded = static_cast<Eigen::Index>((n_keys + packet - 1) / packet * packet);
+      scores.segment(static_cast<Eigen::Index>(n_keys), padded - static_cast<Eigen::Index>(n_keys)).setConstant(max_score);
+      scores.head(padded) = (scores.head(padded) - max_score).exp();
       float sum = 0.0f;
-      for (std::size_t k = 0; k < n_keys; ++k) {
-        scores[k] = std::exp(scores[k] - max_score);
-        sum += scores[k];
-      }
-      std::fill(oi, oi + hd, 0.0f);
-      for (std::size_t k = 0; k < n_keys; ++k) axpy(scores[k], cache.v(layer, g, slots[k]), oi, hd);
+      for (k = 0; k < n_keys; ++k) sum += scores[static_cast<Eigen::Index>(k)];
+      weighted_sum(scores.data(), values.data(), n_keys, oi, hd);
       const float inv = 1.0f / sum;
       for (std::size_t d = 0; d < hd; ++d) oi[d] *= inv;
     }

@@ -10,6 +10,7 @@
 // lets the compiler reorder the sums and voids the guarantee.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
 #include <string_view>
@@ -242,6 +243,35 @@ inline float dot(const float* a, const float* b, std::size_t n) noexcept {
   return simd::reduce_lanes(acc);
 }
 
+// Four dot products of a with b0..b3, each bit-identical to dot(a, bi, n): the same lane sums,
+// folded by reduce4, which applies reduce_lanes' tree to four vectors at once.
+inline void dot4(const float* a, const float* b0, const float* b1, const float* b2, const float* b3,
+                 std::size_t n, float* out) noexcept {
+  simd::vec acc0 = simd::zero(), acc1 = simd::zero(), acc2 = simd::zero(), acc3 = simd::zero();
+  std::size_t i = 0;
+  for (; i + simd::lanes <= n; i += simd::lanes) {
+    const simd::vec va = simd::load(a + i);
+    acc0 = simd::fmadd(va, simd::load(b0 + i), acc0);
+    acc1 = simd::fmadd(va, simd::load(b1 + i), acc1);
+    acc2 = simd::fmadd(va, simd::load(b2 + i), acc2);
+    acc3 = simd::fmadd(va, simd::load(b3 + i), acc3);
+  }
+  if (i < n) {
+    const std::size_t r = n - i;
+    const simd::vec va = simd::load_partial(a + i, r);
+    acc0 = simd::fmadd(va, simd::load_partial(b0 + i, r), acc0);
+    acc1 = simd::fmadd(va, simd::load_partial(b1 + i, r), acc1);
+    acc2 = simd::fmadd(va, simd::load_partial(b2 + i, r), acc2);
+    acc3 = simd::fmadd(va, simd::load_partial(b3 + i, r), acc3);
+  }
+  simd::reduce4(acc0, acc1, acc2, acc3, out);
+}
+
+// y = sum_k w[k] * x[k] over k in [0, m), accumulated in k order from zero: bit-identical to
+// zeroing y and calling axpy(w[k], x[k], y, n) for k = 0, 1, ... (attention's weighted sum of V),
+// with the accumulators held in registers when n is a multiple of the lanes and at most 8 vectors.
+inline void weighted_sum(const float* w, const float* const* x, std::size_t m, float* y, std::size_t n) noexcept;
+
 // y[i] = a * x[i] + y[i] over [0, n), the same (fused where SIMD) operation for every element.
 inline void axpy(float a, const float* x, float* y, std::size_t n) noexcept {
   const simd::vec va = simd::broadcast(a);
@@ -253,6 +283,23 @@ inline void axpy(float a, const float* x, float* y, std::size_t n) noexcept {
     simd::store_partial(y + i, simd::fmadd(va, simd::load_partial(x + i, n - i),
                                            simd::load_partial(y + i, n - i)), n - i);
   }
+}
+
+inline void weighted_sum(const float* w, const float* const* x, std::size_t m, float* y, std::size_t n) noexcept {
+  constexpr std::size_t max_vectors = 8;
+  const std::size_t n_vec = n / simd::lanes;
+  if (n % simd::lanes == 0 && n_vec <= max_vectors) {
+    simd::vec acc[max_vectors];
+    for (std::size_t j = 0; j < n_vec; ++j) acc[j] = simd::zero();
+    for (std::size_t k = 0; k < m; ++k) {
+      const simd::vec wk = simd::broadcast(w[k]);
+      for (std::size_t j = 0; j < n_vec; ++j) acc[j] = simd::fmadd(wk, simd::load(x[k] + j * simd::lanes), acc[j]);
+    }
+    for (std::size_t j = 0; j < n_vec; ++j) simd::store(y + j * simd::lanes, acc[j]);
+    return;
+  }
+  std::fill(y, y + n, 0.0f);
+  for (std::size_t k = 0; k < m; ++k) axpy(w[k], x[k], y, n);
 }
 
 }  // inline namespace SPECDEC_CPU_ISA
