@@ -24,8 +24,8 @@ inline std::vector<std::string> method_names() { return {"ar", "token-recycling"
 
 // Default tree budgets (nodes per step, root included) for this CPU, from the budget sweep in
 // docs/benchmarks.md.
-inline constexpr std::int32_t default_token_recycling_budget = 25;
-inline constexpr std::int32_t default_lookahead_budget = 33;
+inline constexpr std::int32_t default_token_recycling_budget = 5;
+inline constexpr std::int32_t default_lookahead_budget = 5;
 
 struct method {
   std::string name;
