@@ -14,6 +14,7 @@
 #include <specdec/backends/cpu/llama_cpu.hpp>
 #include <specdec/model/gguf/reader.hpp>
 #include <specdec/tokenizer/chat_template.hpp>
+#include <specdec/tokenizer/end_tokens.hpp>
 #include <specdec/tokenizer/from_gguf.hpp>
 #include <specdec/tokenizer/tokenizer.hpp>
 
@@ -56,14 +57,6 @@ struct options {
 constexpr std::int32_t warmup_tokens = 16;
 
 // The model's end-of-generation tokens: EOS plus the usual end-of-turn control tokens it has.
-std::vector<token_id> end_tokens(const tokenizer& tok) {
-  std::vector<token_id> ends;
-  if (tok.eos_id() >= 0) ends.push_back(tok.eos_id());
-  for (const char* t : {"<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>", "<|end|>"}) {
-    if (const auto id = tok.find(t); id && std::find(ends.begin(), ends.end(), *id) == ends.end()) ends.push_back(*id);
-  }
-  return ends;
-}
 
 // "ar" first, then the listed methods in order, each once.
 std::vector<std::string> method_list(const std::vector<std::string>& listed) {
@@ -177,7 +170,7 @@ std::int64_t run(const options& o) {
   cpu::llama_cpu model(file, mo);
 
   generate_options opt;
-  opt.end_tokens = end_tokens(tok);
+  opt.end_tokens = end_of_generation_tokens(tok);
   opt.seed = r.seed;
 
   // Warm-up: each configuration once on the first prompt (caches, thread pool, drafter state).

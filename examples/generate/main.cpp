@@ -9,6 +9,7 @@
 #include <specdec/core/sampling.hpp>
 #include <specdec/model/gguf/reader.hpp>
 #include <specdec/tokenizer/chat_template.hpp>
+#include <specdec/tokenizer/end_tokens.hpp>
 #include <specdec/tokenizer/from_gguf.hpp>
 #include <specdec/tokenizer/tokenizer.hpp>
 
@@ -20,7 +21,6 @@
 #include <fstream>
 #include <iostream>
 #include <random>
-#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -68,16 +68,6 @@ std::string read_prompt_file(const std::string& path) {
   return s.str();
 }
 
-// The model's end-of-generation tokens: EOS plus the usual end-of-turn control tokens it has.
-std::set<specdec::token_id> end_tokens(const specdec::tokenizer& tok) {
-  std::set<specdec::token_id> ends;
-  if (tok.eos_id() >= 0) ends.insert(tok.eos_id());
-  for (const char* t : {"<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>", "<|end|>"}) {
-    if (const auto id = tok.find(t)) ends.insert(*id);
-  }
-  return ends;
-}
-
 result run(const options& o) {
   using namespace specdec;
   const std::string model_path = o.model.empty() ? programs::default_model_path() : o.model;
@@ -122,8 +112,7 @@ result run(const options& o) {
   generate_options go;
   go.max_new_tokens = o.n_predict;
   go.seed = r.seed;
-  const auto ends = end_tokens(tok);
-  go.end_tokens.assign(ends.begin(), ends.end());
+  go.end_tokens = end_of_generation_tokens(tok);
   go.on_tokens = [&](std::span<const token_id> fresh) {
     for (token_id t : fresh) {
       const std::string piece = tok.token_to_piece(t);

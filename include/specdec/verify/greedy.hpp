@@ -8,27 +8,16 @@
 #include <specdec/core/sampling.hpp>
 #include <specdec/core/step.hpp>
 #include <specdec/core/verify_types.hpp>
+#include <specdec/verify/tree_walk.hpp>
 
-#include <random>
+#include <span>
 
 namespace specdec {
 
 struct greedy_rule {
   template <class Rng>
   acceptance accept(const draft_tree& tree, const logits_view& logits, Rng&) const {
-    acceptance a;
-    std::int32_t node = 0;
-    a.path.push_back(0);
-    while (true) {
-      const token_id best = argmax(logits.row(node));
-      const std::int32_t child = tree.find_child(node, best);
-      if (child < 0) {
-        a.next_token = best;
-        return a;
-      }
-      a.path.push_back(child);
-      node = child;
-    }
+    return detail::walk_tree(tree, logits, [](std::span<const float> row) { return argmax(row); });
   }
 };
 

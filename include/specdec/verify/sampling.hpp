@@ -9,6 +9,9 @@
 #include <specdec/core/sampling.hpp>
 #include <specdec/core/step.hpp>
 #include <specdec/core/verify_types.hpp>
+#include <specdec/verify/tree_walk.hpp>
+
+#include <span>
 
 namespace specdec {
 
@@ -17,19 +20,7 @@ struct sampling_rule {
 
   template <class Rng>
   acceptance accept(const draft_tree& tree, const logits_view& logits, Rng& rng) const {
-    acceptance a;
-    std::int32_t node = 0;
-    a.path.push_back(0);
-    while (true) {
-      const token_id x = choose(logits.row(node), params, rng);
-      const std::int32_t child = tree.find_child(node, x);
-      if (child < 0) {
-        a.next_token = x;
-        return a;
-      }
-      a.path.push_back(child);
-      node = child;
-    }
+    return detail::walk_tree(tree, logits, [&](std::span<const float> row) { return choose(row, params, rng); });
   }
 };
 
