@@ -35,6 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from llama_ref import LlamaRef, blas_threads  # noqa: E402
+from tokenizer_fixtures import build_reference, read_tokenizer_dict  # noqa: E402
 
 SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 N_PROMPTS = 4
@@ -51,36 +52,10 @@ def chatml(turn: str, system: str = SYSTEM) -> str:
 
 
 def build_tokenizer(model_path: Path):
-    """tokenizers.Tokenizer built from the GGUF's tokenizer.ggml.* fields the way transformers does."""
-    from transformers.integrations.gguf.gguf_tokenizer_mapping import convert_gguf_tokenizer
-
-    reader = gguf.GGUFReader(str(model_path))
-
-    def field(key, default=None):
-        f = reader.fields.get(key)
-        return default if f is None else f.contents()
-
-    d = {
-        "tokenizer_type": "gpt2",
-        "pre_tokenizer_type": field("tokenizer.ggml.pre"),
-        "tokens": field("tokenizer.ggml.tokens"),
-        "merges": field("tokenizer.ggml.merges"),
-        "token_type": field("tokenizer.ggml.token_type"),
-        "bos_token_id": field("tokenizer.ggml.bos_token_id"),
-        "eos_token_id": field("tokenizer.ggml.eos_token_id"),
-        "unk_token_id": field("tokenizer.ggml.unknown_token_id"),
-        "pad_token_id": field("tokenizer.ggml.padding_token_id"),
-        "add_prefix_space": False,
-    }
-    d = {k: v for k, v in d.items() if v is not None}
-    tokenizer, _ = convert_gguf_tokenizer(field("general.architecture"), d)
-    if d.get("pre_tokenizer_type") == "smollm":
-        from tokenizers import pre_tokenizers
-        tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
-            pre_tokenizers.Digits(individual_digits=True),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
-        ])
-    return tokenizer
+    """The Hugging Face reference tokenizer of the GGUF (the one the tokenizer tests compare against)."""
+    architecture, tokenizer_dict, _ = read_tokenizer_dict(model_path)
+    reference, _ = build_reference(architecture, tokenizer_dict)
+    return reference
 
 
 def pick_prompts(prompts_path: Path, n: int = N_PROMPTS) -> list[dict]:
