@@ -128,6 +128,7 @@ result run(const options& o) {
   if (!o.json) {
     printer.flush();
     std::printf("\n");
+    std::fflush(stdout);  // the stats line goes to stderr after the text, even through a pipe
   }
   return r;
 }
