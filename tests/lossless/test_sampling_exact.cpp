@@ -1,8 +1,11 @@
 // Lossless sampling: on a tiny random model run by the real CPU backend, the empirical distribution of
 // the first three generated tokens under each drafter matches the exact distribution of plain sampling
-// (chi-square, fixed seeds, 20,000 samples, p > 0.001). Plain sampling itself (null drafter) is the
-// control; full_tree_drafter forces descent through two tree levels on every draw.
+// (chi-square, fixed seeds, 20,000 samples, p > 0.001): Token Recycling, Lookahead, a full two-level
+// tree that forces descent on every draw, and plain sampling (null drafter) as the control.
 #include "sampling_check.hpp"
+
+#include <specdec/drafters/lookahead_trie.hpp>
+#include <specdec/drafters/token_recycling.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -37,6 +40,20 @@ TEST_CASE("a full two-level tree keeps the distribution exact", "[verify][slow]"
   full_tree_drafter d;
   check(d, sampling_params{1.0f, 0, 1.0f}, 73, 2.0);
   check(d, sampling_params{0.7f, 5, 0.9f}, 73, 2.0);
+}
+
+TEST_CASE("Token Recycling keeps the sampling distribution exact", "[verify][slow]") {
+  token_recycling_drafter d(8, token_recycling_options{"tr-8", 8});
+  check(d, sampling_params{1.0f, 0, 1.0f}, 9, 1.2);
+  token_recycling_drafter d2(8, token_recycling_options{"tr-8", 8});
+  check(d2, sampling_params{0.7f, 5, 0.9f}, 9, 1.2);
+}
+
+TEST_CASE("Lookahead keeps the sampling distribution exact", "[verify][slow]") {
+  lookahead_trie_drafter d(lookahead_options{});
+  check(d, sampling_params{1.0f, 0, 1.0f}, 9, 1.05);
+  lookahead_trie_drafter d2(lookahead_options{});
+  check(d2, sampling_params{0.7f, 5, 0.9f}, 9, 1.05);
 }
 
 TEST_CASE("the chi-square check detects a wrong distribution", "[verify]") {
