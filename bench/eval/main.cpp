@@ -251,18 +251,7 @@ int main(int argc, char** argv) {
   app.add_option("--markdown", o.markdown_path, "write the tables as Markdown to this file");
   app.add_flag("--no-chat-template", o.no_chat_template, "feed the prompts as plain text");
   app.add_flag("--quiet", o.quiet, "no per-prompt progress on stderr");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 2;
-  }
-  if (list_methods) {
-    for (const auto& n : specdec::programs::method_names()) std::printf("%s\n", n.c_str());
-    return 0;
-  }
+  if (const auto exit_code = specdec::programs::parse_command_line(app, argc, argv, list_methods)) return *exit_code;
   if (o.top_p <= 0.0f) {
     std::fprintf(stderr, "error: --top-p must be in (0, 1]\n");
     return 2;

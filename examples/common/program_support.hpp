@@ -1,13 +1,17 @@
 // Shared helpers of the example programs (not part of the library): finding the default model,
-// printing UTF-8 text as tokens stream in, and timing.
+// printing UTF-8 text as tokens stream in, and parsing the command line.
 #pragma once
+
+#include "common/methods.hpp"
 
 #include <specdec/error.hpp>
 
-#include <chrono>
+#include <CLI/CLI.hpp>
+
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <unistd.h>
@@ -68,15 +72,23 @@ class utf8_printer {
   std::string pending_;
 };
 
-class stopwatch {
- public:
-  stopwatch() : start_(std::chrono::steady_clock::now()) {}
-  [[nodiscard]] double seconds() const {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+// Parses the command line the same way in every program: --help prints and exits 0, a parse error
+// is one "error:" line and exit 2, and when `list_methods` was set by the parse the method names are
+// printed and the program exits 0. Returns the exit code when the program should stop now.
+inline std::optional<int> parse_command_line(CLI::App& app, int argc, char** argv, const bool& list_methods) {
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 2;
   }
-
- private:
-  std::chrono::steady_clock::time_point start_;
-};
+  if (list_methods) {
+    for (const auto& name : method_names()) std::printf("%s\n", name.c_str());
+    return 0;
+  }
+  return std::nullopt;
+}
 
 }  // namespace specdec::programs

@@ -160,18 +160,7 @@ int main(int argc, char** argv) {
   bool list_methods = false;
   app.add_flag("--list-methods", list_methods, "print the method names and exit");
   app.add_flag("--json", o.json, "print one JSON object (text, token ids, stats) on stdout and nothing else");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 2;
-  }
-  if (list_methods) {
-    for (const auto& name : specdec::programs::method_names()) std::printf("%s\n", name.c_str());
-    return 0;
-  }
+  if (const auto exit_code = specdec::programs::parse_command_line(app, argc, argv, list_methods)) return *exit_code;
   if (o.prompt.empty() && o.prompt_file.empty()) {
     std::fprintf(stderr, "error: give a prompt with -p TEXT or -f FILE\n");
     return 2;

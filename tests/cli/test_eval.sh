@@ -4,23 +4,8 @@
 # with numeric question_ids, a budget sweep, and bad input answered with one "error:" line, exit 2.
 set -u
 bin="$1"; model="$2"; root="$3"
-fails=0; passes=0
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
-
-# check STATUS NAME: the status comes first so that it is read before a $(...) in NAME runs (which
-# would overwrite $?).
-check() {
-  if [ "$1" = 0 ]; then passes=$((passes + 1)); else fails=$((fails + 1)); echo "FAIL: $2"; fi
-}
-
-expect_error() {  # expect_error NAME NEEDLE ARGS...
-  local name="$1" needle="$2"; shift 2
-  "$bin" "$@" >"$tmp/out" 2>"$tmp/err"
-  local rc=$?
-  [ "$rc" = 2 ]; check $? "$name: exit code $rc, want 2"
-  grep -q "^error: .*$needle" "$tmp/err"; check $? "$name: stderr lacks 'error: ...$needle': $(head -c 300 "$tmp/err")"
-  [ "$(wc -l <"$tmp/err")" -le 1 ]; check $? "$name: more than one line on stderr"
-}
+source "$(dirname "${BASH_SOURCE[0]}")/checks.sh"
 
 # check_json FILE METHODS [SWEEP-BUDGETS]: the documented shape, zero mismatches, every method present.
 check_json() {

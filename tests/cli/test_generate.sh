@@ -3,21 +3,8 @@
 # only JSON, and every kind of bad input answered with one "error:" line and exit code 2.
 set -u
 bin="$1"; model="$2"; root="$3"
-fails=0; passes=0
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
-
-check() {  # check STATUS NAME   (the status comes first: a $(...) in NAME would overwrite $?)
-  if [ "$1" = 0 ]; then passes=$((passes + 1)); else fails=$((fails + 1)); echo "FAIL: $2"; fi
-}
-
-expect_error() {  # expect_error NAME NEEDLE ARGS...
-  local name="$1" needle="$2"; shift 2
-  "$bin" "$@" >"$tmp/out" 2>"$tmp/err"
-  local rc=$?
-  [ "$rc" = 2 ]; check $? "$name: exit code $rc, want 2"
-  grep -q "^error: .*$needle" "$tmp/err"; check $? "$name: stderr lacks 'error: ...$needle': $(head -c 300 "$tmp/err")"
-  [ "$(wc -l <"$tmp/err")" -le 1 ]; check $? "$name: more than one line on stderr"
-}
+source "$(dirname "${BASH_SOURCE[0]}")/checks.sh"
 
 "$bin" -m "$model" -p "What is the capital of France?" -n 32 --temp 0 >"$tmp/a" 2>"$tmp/a.err"
 check $? "greedy run exit code"
