@@ -223,6 +223,7 @@ class llama_cpu {
       matmul(pool_, w.wqkv.data(), qkv_cols, e, xn_.data(), static_cast<std::size_t>(n), qkv_.data());
       for (std::int32_t i = 0; i < n; ++i) {
         float* row = &qkv_(i, 0);
+        if (w.bqkv.size() > 0) add_row(row, w.bqkv.data(), qkv_cols);
         rope_heads(row, c.n_head, c.head_dim, c.n_rot, c.neox_rope, &cos_(i, 0), &sin_(i, 0));
         rope_heads(row + qd, c.n_head_kv, c.head_dim, c.n_rot, c.neox_rope, &cos_(i, 0), &sin_(i, 0));
         std::memcpy(&q_(i, 0), row, qd * sizeof(float));

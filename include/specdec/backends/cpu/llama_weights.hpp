@@ -20,6 +20,7 @@ namespace specdec::cpu {
 struct llama_layer_weights {
   xt::xtensor<float, 1> attn_norm;  // [n_embd]
   xt::xtensor<float, 2> wqkv;       // [q_dim + 2 kv_dim, n_embd]
+  xt::xtensor<float, 1> bqkv;       // [q_dim + 2 kv_dim] or empty: Q/K/V biases (qwen2)
   xt::xtensor<float, 2> wo;         // [n_embd, q_dim]
   xt::xtensor<float, 1> ffn_norm;   // [n_embd]
   xt::xtensor<float, 2> w_gate_up;  // [2 n_ff, n_embd]: gate rows first, then up rows
@@ -76,6 +77,19 @@ inline xt::xtensor<float, 2> load_stacked(const gguf::file& f, const std::vector
   return m;
 }
 
+// Concatenates several 1-d tensors into one vector (the Q, K and V biases).
+inline xt::xtensor<float, 1> load_stacked_vector(const gguf::file& f, const std::vector<std::string>& names) {
+  std::size_t n = 0;
+  for (const auto& name : names) n += static_cast<std::size_t>(f.tensor(name).n_elements);
+  xt::xtensor<float, 1> v = xt::empty<float>({n});
+  float* dst = v.data();
+  for (const auto& name : names) {
+    load_into(f, name, dst);
+    dst += f.tensor(name).n_elements;
+  }
+  return v;
+}
+
 }  // namespace detail
 
 // Loads every weight of the model described by `c` (already validated by read_llama_config).
@@ -91,6 +105,9 @@ inline llama_weights load_llama_weights(const gguf::file& f, const llama_config&
     auto& l = w.layers[static_cast<std::size_t>(i)];
     l.attn_norm = detail::load_vector(f, b + "attn_norm.weight");
     l.wqkv = detail::load_stacked(f, {b + "attn_q.weight", b + "attn_k.weight", b + "attn_v.weight"});
+    if (f.find_tensor(b + "attn_q.bias") != nullptr) {
+      l.bqkv = detail::load_stacked_vector(f, {b + "attn_q.bias", b + "attn_k.bias", b + "attn_v.bias"});
+    }
     l.wo = detail::load_matrix(f, b + "attn_output.weight");
     l.ffn_norm = detail::load_vector(f, b + "ffn_norm.weight");
     l.w_gate_up = detail::load_stacked(f, {b + "ffn_gate.weight", b + "ffn_up.weight"});
