@@ -2,6 +2,7 @@
 #pragma once
 
 #include <specdec/backends/cpu/llama_cpu.hpp>
+#include <specdec/core/sequence_view.hpp>
 
 #include <cstring>
 #include <span>

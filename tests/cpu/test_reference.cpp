@@ -27,7 +27,7 @@ double relative_error(std::span<const float> got, std::span<const float> want) {
 
 std::vector<token_id> greedy(std::span<const token_id> prompt, int n_new,
                              std::span<const std::int32_t> layers = {}) {
-  auto& m = default_model();
+  specdec::sequence_view<specdec::cpu::llama_cpu> m(default_model());
   m.reset();
   std::vector<token_id> out;
   auto l = layers.empty() ? m.prefill(prompt) : m.forward(step_batch::chain(prompt, 0), layers);
@@ -55,7 +55,7 @@ TEST_CASE("logits match the NumPy reference and greedy continuations are identic
   const auto ref = specdec::test::read_json(specdec::test::fixture("forward/forward_reference.json"));
   const auto n_vocab = ref["n_vocab"].get<std::size_t>();
   REQUIRE(ref["prompts"].size() >= 3);
-  auto& m = default_model();
+  specdec::sequence_view<specdec::cpu::llama_cpu> m(default_model());
   for (const auto& p : ref["prompts"]) {
     INFO("prompt " << p["id"].get<std::string>());
     const auto tokens = p["tokens"].get<std::vector<token_id>>();
@@ -84,7 +84,7 @@ TEST_CASE("a layer subset matches the reference run with the same layers skipped
   const auto layers = s["layers"].get<std::vector<std::int32_t>>();
   const auto tokens = s["tokens"].get<std::vector<token_id>>();
   const auto want = specdec::test::read_f32(specdec::test::fixture(s["logits_file"].get<std::string>()));
-  auto& m = default_model();
+  specdec::sequence_view<specdec::cpu::llama_cpu> m(default_model());
   m.reset();
   const auto l = m.forward(step_batch::chain(tokens, 0), layers);
   double worst = 0;
