@@ -19,19 +19,18 @@ assert list(j["methods"]) == methods, list(j["methods"])
 for name, m in j["methods"].items():
     for k in ("tokens_per_s", "speedup", "mat", "accept_rate", "draft_share", "median_speedup"):
         assert isinstance(m[k], (int, float)), (name, k)
-    assert m["tokens_per_s"] > 0 and m["speedup"] > 0 and m["mat"] >= 1.0, (name, m)
+    assert m["tokens_per_s"] > 0 and m["speedup"] > 0, (name, m)
     assert m["mismatches"] == 0, f"{name}: {m['mismatches']} outputs differ from AR"
     assert isinstance(m["accepted_by_depth"], list)
     assert m["categories"], name
     for cat, c in m["categories"].items():
         assert all(isinstance(c[k], (int, float)) for k in ("speedup", "mat", "tokens_per_s")), (name, cat)
-assert j["methods"]["ar"]["speedup"] == 1.0 and j["methods"]["ar"]["mat"] == 1.0
 if sweep:
     assert set(j["sweep"]) == set(methods) - {"ar"}, list(j["sweep"])
     for name, points in j["sweep"].items():
         assert [p["budget"] for p in points] == sweep, (name, points)
         for p in points:
-            assert p["speedup"] > 0 and p["mat"] >= 1.0 and p["tokens_per_s"] > 0 and p["mismatches"] == 0, p
+            assert p["speedup"] > 0 and p["tokens_per_s"] > 0 and p["mismatches"] == 0, p
 else:
     assert "sweep" not in j
 PY

@@ -1,5 +1,5 @@
 // CPU backend against the independent NumPy reference (tools/reference/llama_ref.py): logits of
-// every position of the first 64 prompt tokens within relative error 1e-3, identical 32-token
+// every position of the first 64 prompt tokens within relative error 2e-5, identical 32-token
 // greedy continuations, and a layer-subset run against the reference with the same layers skipped.
 #include "model_fixture.hpp"
 #include "../gguf/test_support.hpp"
@@ -14,6 +14,10 @@ using specdec::token_id;
 using specdec::test::default_model;
 
 namespace {
+
+// fp32 weights and activations against a float64 forward: measured worst 4.0e-6 over every position
+// of 4 prompts (30 layers of fp32 rounding); the bound leaves a 5x margin.
+constexpr double max_relative_error = 2e-5;
 
 double relative_error(std::span<const float> got, std::span<const float> want) {
   double num = 0, den = 0;
@@ -68,7 +72,7 @@ TEST_CASE("logits match the NumPy reference and greedy continuations are identic
       const std::span<const float> w(want.data() + static_cast<std::size_t>(i) * n_vocab, n_vocab);
       worst = std::max(worst, relative_error(l.row(i), w));
     }
-    CHECK(worst < 1e-3);
+    CHECK(worst < max_relative_error);
     WARN("worst relative error over " << l.n_rows << " positions: " << worst);
 
     const auto full = p["full_prompt_tokens"].get<std::vector<token_id>>();
@@ -91,7 +95,7 @@ TEST_CASE("a layer subset matches the reference run with the same layers skipped
   for (std::int32_t i = 0; i < l.n_rows; ++i) {
     worst = std::max(worst, relative_error(l.row(i), {want.data() + static_cast<std::size_t>(i) * n_vocab, n_vocab}));
   }
-  CHECK(worst < 1e-3);
+  CHECK(worst < max_relative_error);
   const auto want_greedy = s["greedy"].get<std::vector<token_id>>();
   CHECK(greedy(s["full_prompt_tokens"].get<std::vector<token_id>>(), static_cast<int>(want_greedy.size()), layers) ==
         want_greedy);

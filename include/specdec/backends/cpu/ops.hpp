@@ -1,6 +1,6 @@
 // Row-wise operations of the Llama forward pass on the CPU: RMSNorm, rotary position embedding and
 // SwiGLU. Each works on one token's row at a time with a fixed order of operations, so a token's
-// result never depends on how many tokens share the call (DESIGN.md §3, exactness). Elementwise
+// result never depends on how many tokens share the call (docs/design.md, "Exactness"). Elementwise
 // work runs through Eigen maps over the same memory; reductions use vec.hpp's fixed-order dot.
 #pragma once
 
