@@ -68,6 +68,24 @@ check $? "all methods ($all) exit code (1 = greedy mismatch): $(grep -m3 -v '^\[
 check_json "$tmp/all.json" "$all" "${budgets[@]}"; check $? "all-methods JSON shape, sweep and zero mismatches"
 grep -q "^\[2/2\] " "$tmp/all.err"; check $? "progress on stderr"
 
+# --batch: the first 3 prompts as concurrent requests at batch 1 and 3, every method, zero mismatches.
+"$bin" -m "$model" --limit 3 --max-new-tokens 8 --methods "$all" -t 2 --batch 1,3 --quiet --json "$tmp/batch.json" \
+  >"$tmp/batch.out" 2>"$tmp/batch.err"
+check $? "--batch exit code (1 = greedy mismatch): $(grep -m3 -v '^\[' "$tmp/batch.err")"
+python3 - "$tmp/batch.json" "$all" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+methods = sys.argv[2].split(",")
+rows = j["batches"]
+assert [(r["method"], r["batch"]) for r in rows] == [(m, b) for b in (1, 3) for m in methods], rows
+for r in rows:
+    assert r["mismatches"] == 0, r
+    assert 3 <= r["n_generated"] <= 24 and r["total_tokens_per_s"] > 0 and r["steps"] >= r["n_generated"] / 9, r
+PY
+check $? "--batch JSON: every method at every size, zero mismatches"
+grep -q "^ar  *3 " "$tmp/batch.out"; check $? "--batch table on stdout: $(head -c 400 "$tmp/batch.out")"
+expect_error "batch above the backend's sequences" "exceeds the backend's 16 sequences" -m "$model" --limit 1 --batch 17
+
 printf '{"id": "a", "category": "x", "turns": ["hi"]}\n{"id": "b", "turns": ["unterminated"\n' >"$tmp/bad.jsonl"
 printf '{"id": "a", "category": "x", "turns": []}\n' >"$tmp/noturn.jsonl"
 expect_error "missing prompt file" "prompt file .*missing.jsonl" --prompts "$tmp/missing.jsonl"
