@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <numeric>
 #include <sstream>
@@ -157,7 +158,9 @@ int run(const options& o) {
   plan.n_layers = n;
   plan.warmup_layers = o.warmup_layers;
   plan.metric = "continuation_nll";
-  plan.source = o.text + " (" + std::to_string(n_windows) + " windows, prefix " + std::to_string(o.prefix) +
+  std::error_code ec;
+  const auto shown = std::filesystem::proximate(o.text, ec);  // relative to the working directory
+  plan.source = (ec ? o.text : shown.string()) + " (" + std::to_string(n_windows) + " windows, prefix " + std::to_string(o.prefix) +
                 ", continuation " + std::to_string(o.continuation) + ", greedy " + std::to_string(rounds) + ")";
   plan.order = dropped;
   plan.scores = scores;  // the greedy rounds only

@@ -1,6 +1,6 @@
 // specdec-skip-eval: what SkipDecode (arXiv 2307.02628) costs in quality and gains in speed on a model
 // that was not fine-tuned for it. For each target theoretical speedup it fits a linear schedule
-// (max -> ceil(max / 2) layers over the generation length) and, per skip order (the paper's lowest
+// (max -> ceil(max * --decay) layers over the generation length) and, per skip order (the paper's lowest
 // layers after the warm-up; a calibrated --skip-plan), measures against full-depth greedy decoding:
 //   agreement   share of positions whose token equals the full model's greedy token
 //   first diff  position of the first differing token (mean and median over prompts)
@@ -47,6 +47,7 @@ struct options {
   std::int32_t limit = 12;
   std::int32_t max_new = 96;
   std::vector<double> speedups = {1.25, 1.5, 2.0, 3.0};
+  double decay = 0.5;  // min_layers = ceil(max_layers * decay)
   std::string plan;
   std::int32_t warmup = 1;
   std::vector<std::int32_t> batch_sizes = {1, 4, 8};
@@ -59,16 +60,16 @@ double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-// The linear schedule max -> ceil(max / 2) over `length` tokens whose theoretical speedup over
+// The linear schedule max -> ceil(max * decay) over `length` tokens whose theoretical speedup over
 // `length` tokens is closest to `target`.
-skip::schedule_options fit(std::int32_t n_layers, std::int32_t warmup, std::int32_t length, double target) {
+skip::schedule_options fit(std::int32_t n_layers, std::int32_t warmup, std::int32_t length, double target, double decay) {
   skip::schedule_options best;
   double best_err = 1e9;
   for (std::int32_t max = 1; max <= n_layers; ++max) {
     skip::schedule_options o;
     o.n_layers = n_layers;
     o.max_layers = max;
-    o.min_layers = (max + 1) / 2;
+    o.min_layers = std::max(1, static_cast<std::int32_t>(std::ceil(max * decay - 1e-9)));
     o.length = length;
     o.warmup_layers = warmup;
     if (o.min_layers <= warmup) continue;
@@ -215,7 +216,7 @@ int run(const options& o) {
   std::printf("|---|---|---|---|---|---|---|---|---|---|\n");
   std::vector<skip::schedule_options> fitted;
   for (const double target : o.speedups) {
-    skip::schedule_options so = fit(n_layers, o.warmup, o.max_new, target);
+    skip::schedule_options so = fit(n_layers, o.warmup, o.max_new, target, o.decay);
     fitted.push_back(so);
     for (const auto& [name, order] : orders) {
       skip::schedule_options oo = so;
@@ -302,6 +303,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(2, 1 << 16));
   app.add_option("--speedups", o.speedups, "target theoretical speedups (default 1.25,1.5,2,3)")->delimiter(',')
       ->check(CLI::Range(1.0, 100.0));
+  app.add_option("--decay", o.decay, "fitted schedules decay to ceil(max_layers * DECAY) (default 0.5)")
+      ->check(CLI::Range(0.01, 1.0));
   app.add_option("--skip-plan", o.plan, "a calibrated skip plan to compare with the paper's order");
   app.add_option("--warmup-layers", o.warmup, "lowest layers never skipped (default 1)")->check(CLI::Range(0, 1 << 16));
   app.add_option("--batch-sizes", o.batch_sizes, "batch sizes of the throughput table (default 1,4,8)")->delimiter(',')
