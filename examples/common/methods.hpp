@@ -55,9 +55,11 @@ inline method make_method(const std::string& name, std::int32_t n_vocab, std::in
   throw error(error_category::invalid_argument, "unknown method '" + name + "' (valid: " + valid + ")");
 }
 
-// Runs the decode loop: greedy rule at temperature 0, the lossless sampling rule otherwise.
-inline generate_result run_method(cpu::llama_cpu& model, method& m, std::span<const token_id> prompt,
-                                  const sampling_params& sp, generate_options opt) {
+// Runs the decode loop: greedy rule at temperature 0, the lossless sampling rule otherwise. Model is
+// llama_cpu or a wrapper of it (skip::skip_decode).
+template <class Model>
+generate_result run_method(Model& model, method& m, std::span<const token_id> prompt, const sampling_params& sp,
+                           generate_options opt) {
   opt.budget = m.budget;
   if (sp.greedy()) {
     greedy_rule rule;

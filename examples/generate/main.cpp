@@ -4,10 +4,12 @@
 // Bad input prints one line "error: ..." on stderr and exits with code 2.
 #include "common/methods.hpp"
 #include "common/program_support.hpp"
+#include "common/skip_method.hpp"
 
 #include <specdec/backends/cpu/llama_cpu.hpp>
 #include <specdec/core/sampling.hpp>
 #include <specdec/model/gguf/reader.hpp>
+#include <specdec/skip/skip_decode.hpp>
 #include <specdec/tokenizer/chat_template.hpp>
 #include <specdec/tokenizer/end_tokens.hpp>
 #include <specdec/tokenizer/from_gguf.hpp>
@@ -44,6 +46,7 @@ struct options {
   bool json = false;
   std::string method = "ar";
   std::int32_t budget = 0;
+  specdec::programs::skip_cli_options skip;
 };
 
 struct result {
@@ -103,7 +106,9 @@ result run(const options& o) {
   }
 
   r.seed = o.seed >= 0 ? static_cast<std::uint64_t>(o.seed) : std::random_device{}();
-  programs::method m = programs::make_method(o.method, model.n_vocab(), o.budget);
+  // SkipDecode: autoregressive decoding on a model that skips layers (lossy).
+  const bool skipdecode = o.method == programs::skipdecode_name;
+  programs::method m = programs::make_method(skipdecode ? "ar" : o.method, model.n_vocab(), o.budget);
   if (m.budget > model.n_ctx()) {
     throw error(error_category::invalid_argument, "--budget " + std::to_string(m.budget) +
                                                       " exceeds the context size " + std::to_string(model.n_ctx()));
@@ -121,7 +126,13 @@ result run(const options& o) {
     }
     return true;
   };
-  const generate_result g = programs::run_method(model, m, r.prompt_tokens, sp, go);
+  generate_result g;
+  if (skipdecode) {
+    skip::skip_decode<cpu::llama_cpu> sd(model, programs::make_skip_schedule(o.skip, model.n_layers()));
+    g = programs::run_method(sd, m, r.prompt_tokens, sp, go);
+  } else {
+    g = programs::run_method(model, m, r.prompt_tokens, sp, go);
+  }
   r.tokens = g.tokens;
   r.stats = g.stats;
   r.stop_reason = to_string(g.reason);
@@ -154,7 +165,8 @@ int main(int argc, char** argv) {
   app.add_option("-t,--threads", o.threads, "CPU threads (default: all cores)")->check(CLI::Range(1, 256));
   app.add_option("-c,--ctx-size", o.ctx_size, "KV cache size in tokens; 0 = the model's context")
       ->check(CLI::Range(0, 1 << 24));
-  app.add_option("--method", o.method, "ar (default), or a speculative method; see --list-methods");
+  app.add_option("--method", o.method, "ar (default), a speculative method (see --list-methods), or skipdecode (lossy)");
+  specdec::programs::add_skip_options(app, o.skip);
   app.add_option("--budget", o.budget, "draft tree size in nodes, root included; 0 = the method's default")
       ->check(CLI::Range(0, 1 << 16));
   bool list_methods = false;
@@ -171,6 +183,7 @@ int main(int argc, char** argv) {
   }
 
   try {
+    specdec::programs::check_skip_flags(o.skip, o.method);
     const result r = run(o);
     const auto& st = r.stats;
     const double prefill_tps = st.prefill_s > 0 ? static_cast<double>(r.prompt_tokens.size()) / st.prefill_s : 0.0;

@@ -93,18 +93,19 @@ TEST_CASE("Token Recycling and Lookahead equal plain greedy decoding on every de
     return std::pair{out, st};
   };
   null_drafter ar4;
-  token_recycling_drafter tr4(model.n_vocab(), token_recycling_options{"tr-24", 8});
+  // Budgets of 9 nodes: 36 rows per forward at batch 4 (the batch-1 runs above use wide trees).
+  token_recycling_drafter tr4(model.n_vocab(), token_recycling_options{"tr-8", 8});
   lookahead_trie_drafter la4(lookahead_options{});
   const auto [ar_out, ar_st] = batched(ar4, 1);
-  const auto [tr_out, tr_st] = batched(tr4, 25);
-  const auto [la_out, la_st] = batched(la4, 33);
+  const auto [tr_out, tr_st] = batched(tr4, 9);
+  const auto [la_out, la_st] = batched(la4, 9);
   for (std::size_t i = 0; i < prompts.size(); ++i) {
     INFO("batch 4, prompt " << ids[i]);
     CHECK(ar_out[i] == wants[i]);
     CHECK(tr_out[i] == wants[i]);
     CHECK(la_out[i] == wants[i]);
   }
-  CHECK(tr_st.mat() > 1.3);
+  CHECK(tr_st.mat() > 1.2);
   CHECK(la_st.mat() > 1.1);
   WARN("batch 4: MAT token-recycling " << tr_st.mat() << ", lookahead " << la_st.mat());
 }
