@@ -4,7 +4,8 @@
 #   scripts/test.sh [CTEST_ARGS...]           everything, with the qwen2 checks on the 0.5B file
 #   scripts/test.sh --realistic [CTEST_ARGS]  the realistic tier only (ctest -L realistic): both
 #                                             Qwen2.5-Coder files, fetched first; turns on
-#                                             SPECDEC_REALISTIC_TESTS in build/ (~14 GB RAM)
+#                                             SPECDEC_REALISTIC_TESTS in build/ (~14 GB RAM;
+#                                             it stays on: -DSPECDEC_REALISTIC_TESTS=OFF)
 set -euo pipefail
 realistic=0
 if [ "${1:-}" = "--realistic" ]; then
