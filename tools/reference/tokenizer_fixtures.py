@@ -9,19 +9,27 @@ Digits(individual_digits=True) before ByteLevel. The two differ where whitespace
 ("a  1": [a, Ġ, Ġ, 1] against [a, ĠĠ, 1]), so "ids" comes from the corrected tokenizer and
 "ids_gguf_conversion" from the uncorrected one (the C++ side checks it with pre = "gpt2").
 
+For tokenizer.ggml.pre = "qwen2" transformers' conversion is used as it is: the Qwen2 split regex,
+then byte-level BPE, which is also what llama.cpp runs. Qwen's own tokenizer.json has an NFC
+normalizer in front that neither the conversion nor llama.cpp has; the texts where that would change
+the ids (those NFC changes) are listed in "nfc_changes", and the C++ side follows the conversion.
+
 Writes OUT/tokenizer_reference.json:
-  cases    [{name, text, ids, ids_gguf_conversion, splits: {gpt2, smollm, llama3: [piece, ...]}}] for every
-           turn of every prompt ("<id>/<turn>"), "stress", "edge/<i>" and "random/<i>"; ids without
-           special tokens added; splits by Oniguruma with each pre-tokenizer pattern
+  cases    [{name, text, ids, ids_gguf_conversion, splits: {gpt2, smollm, llama3, qwen2: [piece, ...]}}]
+           for every turn of every prompt ("<id>/<turn>"), "stress", "code", "edge/<i>" and
+           "random/<i>"; ids without special tokens added; splits by Oniguruma with each pattern
   special  {text, ids_parse_special, ids_plain}: control tokens in the text, parsed or not
   chats    [{name, messages, add_generation_prompt, text, ids}]: rendered by jinja2 from the file's own
-           tokenizer.chat_template, ids with special tokens parsed
+           tokenizer.chat_template, ids with special tokens parsed (a conversation the template
+           itself refuses to render, such as no messages at all for Qwen's, is left out)
+  nfc_changes  names of the cases whose text NFC normalization changes
 Run directly with
     .venv/bin/python tools/reference/tokenizer_fixtures.py --model M.gguf --prompts P.jsonl --out DIR
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
@@ -55,6 +63,45 @@ STRESS_TEXT = (
     "Partial specials: <|im_sta <|unknown|> <| |> <|endoftext| >\n"
     "Repeats: aaaaaaaaaaaaaaaaaaaaaaaa ------------------------ ............ !!!??? ======\n"
     "End with spaces and no newline   "
+)
+
+# Code as a coding model sees it: indentation runs, digits, operators, brackets, escapes, mixed
+# languages, a diff and a traceback.
+CODE_TEXT = (
+    "```python\n"
+    "import numpy as np\n\n\n"
+    "class Matrix:\n"
+    "    \"\"\"A 2x2 matrix; see https://en.wikipedia.org/wiki/Matrix_(mathematics).\"\"\"\n\n"
+    "    def __init__(self, a: float = 1.0, b=0, c=0, d=1e-9) -> None:\n"
+    "        self._m = [[a, b], [c, d]]  # row-major\n\n"
+    "    def __matmul__(self, other: 'Matrix') -> 'Matrix':\n"
+    "        (a, b), (c, d) = self._m\n"
+    "        return Matrix(a*other._m[0][0] + b*other._m[1][0], 0x1F, 0b1010, 0o777)\n\n"
+    "    def __repr__(self):\n"
+    "        return f\"Matrix({self._m!r:>10})\\n\\t{len(self._m):03d}\"\n"
+    "\tif x==1:pass\n"
+    "```\n"
+    "```cpp\n"
+    "template <typename T, std::size_t N>\n"
+    "constexpr auto sum(const std::array<T, N>& xs) noexcept -> T {\n"
+    "  T acc{};\n"
+    "  for (std::size_t i = 0; i < N; ++i) { acc += xs[i] >> 2 | 0xFFu; }  // 12345678901234567890\n"
+    "  return acc;\n"
+    "}\n"
+    "```\n"
+    "SELECT id, COUNT(*) AS n FROM users WHERE age >= 18 AND name LIKE '%o_n%' GROUP BY 1;\n"
+    "$ git diff --stat HEAD~3..HEAD && echo \"$PATH\" | tr ':' '\\n' > /tmp/out.txt 2>&1\n"
+    "@@ -12,7 +12,8 @@ def main(argv):\n"
+    "-    return 0\n"
+    "+    return 42 if argv else -1\n"
+    "Traceback (most recent call last):\n"
+    "  File \"/usr/lib/python3.11/site-packages/x.py\", line 1337, in <module>\n"
+    "    raise ValueError(f'bad value: {v!r}')\n"
+    "ValueError: bad value: 3.14\n"
+    "{\"key\": [1, 2.5, -3e+10, true, null], \"nested\": {\"a\": \"b\\u00e9\"}}\n"
+    "<div class=\"row\">&nbsp;&lt;tag&gt;</div><!-- comment -->\n"
+    "fn main() { let v: Vec<u8> = (0..=255).collect(); println!(\"{:?}\", &v[..4]); }\n"
+    "        \n\n\n    deeply_indented = lambda x: x ** 2 // 3 % 7  \n"
 )
 
 # Short texts for the edges: empty, lone whitespace, and where the pre-tokenizers disagree.
@@ -116,11 +163,14 @@ def read_tokenizer_dict(model_path: Path) -> tuple[str, dict, dict]:
 
 
 def build_reference(architecture: str, tokenizer_dict: dict):
-    """(reference, gguf_conversion): tokenizers.Tokenizer objects, see the module docstring."""
+    """(reference, gguf_conversion): tokenizers.Tokenizer objects, see the module docstring. Where no
+    correction applies they are the same object (building one for 152k tokens takes ~15 s)."""
     from tokenizers import pre_tokenizers
     from transformers.integrations.gguf.gguf_tokenizer_mapping import convert_gguf_tokenizer
 
     conversion, _ = convert_gguf_tokenizer(architecture, tokenizer_dict)
+    if tokenizer_dict.get("pre_tokenizer_type") != "smollm":
+        return conversion, conversion
     reference, _ = convert_gguf_tokenizer(architecture, tokenizer_dict)
     if tokenizer_dict.get("pre_tokenizer_type") == "smollm":
         reference.pre_tokenizer = pre_tokenizers.Sequence([
@@ -130,6 +180,14 @@ def build_reference(architecture: str, tokenizer_dict: dict):
     return reference, conversion
 
 
+@functools.lru_cache(maxsize=2)
+def reference_tokenizers(model_path: Path):
+    """(architecture, tokenizer_dict, extras, reference, conversion) of a GGUF file, built once."""
+    architecture, tokenizer_dict, extras = read_tokenizer_dict(model_path)
+    reference, conversion = build_reference(architecture, tokenizer_dict)
+    return architecture, tokenizer_dict, extras, reference, conversion
+
+
 def splits(text: str) -> dict[str, list[str]]:
     """How each pre-tokenizer pattern cuts `text`, by Oniguruma (tokenizers' regex engine)."""
     from tokenizers import Regex, pre_tokenizers
@@ -137,9 +195,10 @@ def splits(text: str) -> dict[str, list[str]]:
 
     gpt2 = pre_tokenizers.Split(Regex(GPT2_SPLIT), behavior="isolated")
     llama3 = pre_tokenizers.Split(Regex(GGUF_PRE_TOKENIZER_SPLITS["llama3"]), behavior="isolated")
+    qwen2 = pre_tokenizers.Split(Regex(GGUF_PRE_TOKENIZER_SPLITS["qwen2"]), behavior="isolated")
     smollm = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), gpt2])
     return {name: [piece for piece, _ in p.pre_tokenize_str(text)]
-            for name, p in (("gpt2", gpt2), ("smollm", smollm), ("llama3", llama3))}
+            for name, p in (("gpt2", gpt2), ("smollm", smollm), ("llama3", llama3), ("qwen2", qwen2))}
 
 
 def text_case(name: str, text: str, reference, conversion) -> dict:
@@ -161,12 +220,14 @@ def render_chat(template: str, messages: list[dict], add_generation_prompt: bool
 
 def write_tokenizer_fixtures(model_path, prompts_path, out_dir) -> Path:
     """Writes out_dir/tokenizer_reference.json and returns its path."""
+    import unicodedata
+
+    import jinja2
     import tokenizers
     import transformers
 
     model_path, prompts_path, out_dir = Path(model_path), Path(prompts_path), Path(out_dir)
-    architecture, tokenizer_dict, extras = read_tokenizer_dict(model_path)
-    reference, conversion = build_reference(architecture, tokenizer_dict)
+    _, tokenizer_dict, extras, reference, conversion = reference_tokenizers(model_path)
     tokens = tokenizer_dict["tokens"]
     special_names = {name: tokens[tokenizer_dict[key]] for name, key in
                      (("bos_token", "bos_token_id"), ("eos_token", "eos_token_id"))
@@ -176,6 +237,7 @@ def write_tokenizer_fixtures(model_path, prompts_path, out_dir) -> Path:
     cases = [text_case(f"{p['id']}/{i}", turn, reference, conversion)
              for p in prompts for i, turn in enumerate(p["turns"])]
     cases.append(text_case("stress", STRESS_TEXT, reference, conversion))
+    cases.append(text_case("code", CODE_TEXT, reference, conversion))
     cases += [text_case(f"edge/{i}", t, reference, conversion) for i, t in enumerate(EDGE_TEXTS)]
     cases += [text_case(f"random/{i}", t, reference, conversion) for i, t in enumerate(random_texts())]
 
@@ -197,10 +259,15 @@ def write_tokenizer_fixtures(model_path, prompts_path, out_dir) -> Path:
         ([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi!"}], True),
         ([{"role": "user", "content": "Hi!"}, {"role": "assistant", "content": "Hello."},
           {"role": "user", "content": "Bye."}], False),
+        ([{"role": "user", "content": "Hi!"}, {"role": "system", "content": "Now in French."},
+          {"role": "user", "content": "Bonjour ?"}], True),
         ([], True),
     ]
     for i, (messages, add_generation_prompt) in enumerate(extra_chats):
-        text = render_chat(template, messages, add_generation_prompt, special_names)
+        try:
+            text = render_chat(template, messages, add_generation_prompt, special_names)
+        except jinja2.exceptions.UndefinedError:  # e.g. Qwen's reads messages[0] unconditionally
+            continue
         chats.append({"name": f"extra/{i}", "messages": messages,
                       "add_generation_prompt": add_generation_prompt, "text": text,
                       "ids": reference.encode(text, add_special_tokens=False).ids})
@@ -215,6 +282,7 @@ def write_tokenizer_fixtures(model_path, prompts_path, out_dir) -> Path:
         "cases": cases,
         "special": {"text": special_text, "ids_parse_special": parsed, "ids_plain": unparsed},
         "chats": chats,
+        "nfc_changes": [c["name"] for c in cases if unicodedata.normalize("NFC", c["text"]) != c["text"]],
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "tokenizer_reference.json"

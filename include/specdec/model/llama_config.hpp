@@ -1,6 +1,7 @@
-// Hyper-parameters of a Llama-architecture model (Llama 2/3, SmolLM2, TinyLlama, ...) read from GGUF
-// metadata, checked for consistency with each other and with the tensors' shapes. Errors name the
-// file and the key or tensor at fault.
+// Hyper-parameters of a Llama-architecture model (Llama 2/3, SmolLM2, TinyLlama, ...) or of the
+// Qwen2 variant of it (Qwen2, Qwen2.5: the same blocks plus Q/K/V biases and NeoX RoPE) read from
+// GGUF metadata, checked for consistency with each other and with the tensors' shapes. Errors name
+// the file and the key or tensor at fault.
 #pragma once
 
 #include <specdec/error.hpp>
@@ -35,6 +36,7 @@ struct llama_config {
   bool neox_rope = false;              // rotate (i, i + n_rot/2) pairs instead of (2i, 2i+1)
   float rms_eps = 1e-5f;
   bool tied_head = false;              // no output.weight: the head reuses token_embd.weight
+  bool has_qkv_bias = false;           // blk.N.attn_{q,k,v}.bias, added after the Q/K/V products
 
   [[nodiscard]] std::int64_t n_embd_kv() const noexcept { return n_head_kv * head_dim; }
 };
@@ -59,19 +61,29 @@ inline void check_shape(const gguf::file& f, const std::string& name, std::vecto
 
 }  // namespace detail
 
-// Reads and validates the configuration. Throws `unsupported` for an architecture other than the
-// Llama family, `missing_key` / `type_mismatch` for metadata, `model` for inconsistent shapes.
+// Reads and validates the configuration. Throws `unsupported` for an architecture other than
+// "llama" and "qwen2", `missing_key` / `type_mismatch` for metadata, `model` for inconsistent shapes.
+//
+// What differs for "qwen2" (llama.cpp's LLM_ARCH_QWEN2; transformers' Qwen2Attention):
+//   - metadata keys live under "qwen2." instead of "llama.";
+//   - RoPE is the NeoX layout: transformers' rotate_half pairs dimension i with i + head_dim/2,
+//     and llama.cpp's converter, which permutes attn_q/attn_k of "llama" models into the adjacent
+//     (2i, 2i+1) layout, leaves Qwen2's unpermuted (llama.cpp runs it with LLAMA_ROPE_TYPE_NEOX);
+//   - Q, K and V carry biases (nn.Linear(bias=True)): blk.N.attn_{q,k,v}.bias are required.
+// A "llama" file may carry the three biases too (llama.cpp accepts them), all or none.
 inline llama_config read_llama_config(const gguf::file& f) {
   llama_config c;
   c.architecture = f.get<std::string>("general.architecture");
   c.name = f.get_or<std::string>("general.name", "");
-  static constexpr std::array supported{"llama"};
+  static constexpr std::array supported{"llama", "qwen2"};
   bool known = false;
   for (const char* a : supported) known = known || c.architecture == a;
   if (!known) {
-    throw error(error_category::unsupported,
-                f.source() + ": architecture '" + c.architecture + "' is not supported (supported: llama)");
+    throw error(error_category::unsupported, f.source() + ": architecture '" + c.architecture +
+                                                 "' is not supported (supported: llama, qwen2)");
   }
+  const bool qwen2 = c.architecture == "qwen2";
+  c.neox_rope = qwen2;
   const std::string p = c.architecture + ".";
   auto positive = [&](const std::string& key, std::int64_t v) {
     if (v <= 0) {
@@ -150,6 +162,9 @@ inline llama_config read_llama_config(const gguf::file& f) {
                                            " disagrees with token_embd.weight rows " + std::to_string(c.n_vocab));
   }
   c.tied_head = f.find_tensor("output.weight") == nullptr;
+  // Q/K/V biases: required by qwen2, optional (all three or none) for llama; layer 0 decides and
+  // every layer must agree, so a half-present set is an error naming the tensor, not a crash at load.
+  c.has_qkv_bias = qwen2 || f.find_tensor("blk.0.attn_q.bias") != nullptr;
 
   // Shapes (ne[0] is the input dimension of a weight, ne[1] the output dimension).
   using u = std::uint64_t;
@@ -166,6 +181,19 @@ inline llama_config read_llama_config(const gguf::file& f) {
     detail::check_shape(f, b + "attn_k.weight", {e, kvd});
     detail::check_shape(f, b + "attn_v.weight", {e, kvd});
     detail::check_shape(f, b + "attn_output.weight", {qd, e});
+    if (c.has_qkv_bias) {
+      detail::check_shape(f, b + "attn_q.bias", {qd});
+      detail::check_shape(f, b + "attn_k.bias", {kvd});
+      detail::check_shape(f, b + "attn_v.bias", {kvd});
+    } else {
+      for (const char* t : {"attn_q.bias", "attn_k.bias", "attn_v.bias"}) {
+        if (f.find_tensor(b + t) != nullptr) {
+          throw error(error_category::model, f.source() + ": tensor '" + b + t +
+                                                 "' is present but blk.0.attn_q.bias is not: Q/K/V biases must "
+                                                 "be in every layer or in none");
+        }
+      }
+    }
     detail::check_shape(f, b + "ffn_norm.weight", {e});
     detail::check_shape(f, b + "ffn_gate.weight", {e, ff});
     detail::check_shape(f, b + "ffn_up.weight", {e, ff});

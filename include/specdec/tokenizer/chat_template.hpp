@@ -3,6 +3,10 @@
 // "<|im_start|>"), including the default system message that templates such as SmolLM2's and
 // Qwen2's inject when the first message is not a system one, read out of the template string:
 //   <|im_start|>system\n{default}<|im_end|>\n<|im_start|>user\n{content}<|im_end|>\n<|im_start|>assistant\n
+// Templates with a tool-use branch (Qwen2's: "tool_call" in the source) render only the system,
+// user and assistant roles as plain turns: a "tool" message becomes a <tool_response> inside a user
+// turn and other roles are dropped, which this renderer does not reproduce, so apply() refuses any
+// other role for them (unsupported) rather than write a prompt the model was not trained on.
 // Anything else throws (unsupported), telling the user to pass --no-chat-template.
 #pragma once
 
@@ -35,16 +39,28 @@ class chat_template {
           "chat template: unsupported chat template (only ChatML, with <|im_start|>, is built in); pass "
           "--no-chat-template to use the prompt as plain text");
     }
-    return chat_template(default_system_of(source));
+    const bool tool_use = source.find("tool_call") != std::string_view::npos;
+    return chat_template(default_system_of(source), tool_use);
   }
 
   // A ChatML template, with or without a default system message.
   static chat_template chatml(std::optional<std::string> default_system = std::nullopt) {
-    return chat_template(std::move(default_system));
+    return chat_template(std::move(default_system), false);
   }
 
   // The text of the conversation; with add_generation_prompt, ends with the assistant's opening.
+  // Throws specdec::error (unsupported) for a role the template renders in a way this does not.
   [[nodiscard]] std::string apply(std::span<const chat_message> messages, bool add_generation_prompt) const {
+    if (tool_use_) {
+      for (const chat_message& m : messages) {
+        if (m.role != "system" && m.role != "user" && m.role != "assistant") {
+          throw error(error_category::unsupported,
+                      "chat template: role '" + m.role +
+                          "' is not supported for this model's template (its tool-use branches are not "
+                          "built in; roles: system, user, assistant)");
+        }
+      }
+    }
     std::string out;
     if (default_system_ && !messages.empty() && messages.front().role != "system") {
       append_turn(out, "system", *default_system_);
@@ -55,6 +71,8 @@ class chat_template {
   }
 
   [[nodiscard]] const std::optional<std::string>& default_system() const noexcept { return default_system_; }
+  // The template has tool-use branches (only system, user and assistant turns are rendered).
+  [[nodiscard]] bool has_tool_use() const noexcept { return tool_use_; }
 
   // The literal default system message of a ChatML template: the text of a Jinja string literal
   // between "<|im_start|>system" plus a newline and "<|im_end|>". None when the system turn is built
@@ -81,8 +99,8 @@ class chat_template {
   }
 
  private:
-  explicit chat_template(std::optional<std::string> default_system)
-      : default_system_(std::move(default_system)) {}
+  chat_template(std::optional<std::string> default_system, bool tool_use)
+      : default_system_(std::move(default_system)), tool_use_(tool_use) {}
 
   static void append_turn(std::string& out, std::string_view role, std::string_view content) {
     out += "<|im_start|>";
@@ -107,6 +125,7 @@ class chat_template {
   }
 
   std::optional<std::string> default_system_;
+  bool tool_use_ = false;
 };
 
 }  // namespace specdec

@@ -19,18 +19,22 @@ namespace specdec {
 
 // gpt2: the GPT-2 pattern; smollm: every \p{N} character cut out on its own first (llama.cpp's
 // definition; SmolLM's vocabulary has no token joining a digit to anything), then gpt2 on the rest;
-// llama3: the Llama 3 pattern.
-enum class pre_tokenizer { gpt2, smollm, llama3 };
+// llama3: the Llama 3 pattern; qwen2: the Qwen2 pattern, Llama 3's with \p{N} instead of \p{N}{1,3}
+// (every digit a piece of its own).
+enum class pre_tokenizer { gpt2, smollm, llama3, qwen2 };
 
 // tokenizer.ggml.pre names: "gpt2", "default" and "" (absent; Hugging Face falls back to GPT-2 too),
-// "smollm", and "llama3" / "llama-v3" / "llama-bpe". Anything else throws (unsupported).
+// "smollm", "llama3" / "llama-v3" / "llama-bpe", and "qwen2" / "deepseek-r1-qwen" (the names
+// transformers' GGUF converter maps to the Qwen2 pattern and llama.cpp to LLAMA_VOCAB_PRE_TYPE_QWEN2).
+// Anything else throws (unsupported).
 inline pre_tokenizer pre_tokenizer_from_name(std::string_view name) {
   if (name == "gpt2" || name == "default" || name.empty()) return pre_tokenizer::gpt2;
   if (name == "smollm") return pre_tokenizer::smollm;
   if (name == "llama3" || name == "llama-v3" || name == "llama-bpe") return pre_tokenizer::llama3;
+  if (name == "qwen2" || name == "deepseek-r1-qwen") return pre_tokenizer::qwen2;
   throw error(error_category::unsupported,
               "tokenizer: unsupported pre-tokenizer (tokenizer.ggml.pre) '" + std::string(name) +
-                  "'; supported: gpt2, default, smollm, llama3, llama-v3, llama-bpe");
+                  "'; supported: gpt2, default, smollm, llama3, llama-v3, llama-bpe, qwen2, deepseek-r1-qwen");
 }
 
 constexpr std::string_view to_string(pre_tokenizer p) noexcept {
@@ -41,6 +45,8 @@ constexpr std::string_view to_string(pre_tokenizer p) noexcept {
       return "smollm";
     case pre_tokenizer::llama3:
       return "llama3";
+    case pre_tokenizer::qwen2:
+      return "qwen2";
   }
   return "unknown";
 }
@@ -123,9 +129,12 @@ constexpr char32_t fold_contraction(char32_t x) noexcept {
   return x == 0x17F ? U's' : x;
 }
 
-// (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+
-// |\s+(?!\S)|\s+                                                                 (Llama 3)
-inline std::size_t match_llama3(const cursor& c, std::size_t i) {
+// (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,D}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+
+// |\s+(?!\S)|\s+                                             (Llama 3: D = 3; Qwen2: D = 1, i.e. \p{N})
+// A digit ends the optional prefix of the letter branch either way, so D changes only how long a
+// run of digits one piece takes.
+template <std::size_t MaxDigits>
+std::size_t match_llama3_family(const cursor& c, std::size_t i) {
   if (const std::size_t e = contraction(c, i, fold_contraction); e != i) return e;
   const auto is_cr_lf = [&](std::size_t k) { return c.is_cp(k, U'\r') || c.is_cp(k, U'\n'); };
   // [^\r\n\p{L}\p{N}]?\p{L}+
@@ -133,10 +142,10 @@ inline std::size_t match_llama3(const cursor& c, std::size_t i) {
   if (!c.is(i, char_class::number) && !is_cr_lf(i) && c.is(i + 1, char_class::letter)) {
     return c.run(i + 1, char_class::letter);
   }
-  // \p{N}{1,3}
+  // \p{N}{1,D}
   if (c.is(i, char_class::number)) {
     std::size_t e = i;
-    while (e < i + 3 && c.is(e, char_class::number)) ++e;
+    while (e < i + MaxDigits && c.is(e, char_class::number)) ++e;
     return e;
   }
   // ' ?[^\s\p{L}\p{N}]+[\r\n]*'
@@ -153,6 +162,9 @@ inline std::size_t match_llama3(const cursor& c, std::size_t i) {
   }
   return c.white_space_tail(i);
 }
+
+inline std::size_t match_llama3(const cursor& c, std::size_t i) { return match_llama3_family<3>(c, i); }
+inline std::size_t match_qwen2(const cursor& c, std::size_t i) { return match_llama3_family<1>(c, i); }
 
 }  // namespace pretokenize_detail
 
@@ -181,6 +193,9 @@ void for_each_piece(std::string_view text, pre_tokenizer kind, Emit&& emit) {
       break;
     case pre_tokenizer::llama3:
       split(0, n, match_llama3);
+      break;
+    case pre_tokenizer::qwen2:
+      split(0, n, match_qwen2);
       break;
     case pre_tokenizer::smollm:
       for (std::size_t a = 0; a < n;) {
