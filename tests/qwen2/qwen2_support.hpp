@@ -4,6 +4,7 @@
 #pragma once
 
 #include <specdec/backends/cpu/llama_cpu.hpp>
+#include <specdec/core/sequence_view.hpp>
 #include <specdec/model/gguf/reader.hpp>
 
 #include <nlohmann/json.hpp>

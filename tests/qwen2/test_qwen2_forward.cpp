@@ -32,8 +32,8 @@ token_id argmax(std::span<const float> r) {
   return static_cast<token_id>(std::max_element(r.begin(), r.end()) - r.begin());
 }
 
-std::vector<token_id> greedy(specdec::cpu::llama_cpu& m, std::span<const token_id> prompt, std::size_t n_new) {
-  m.reset();
+std::vector<token_id> greedy(specdec::cpu::llama_cpu& model, std::span<const token_id> prompt, std::size_t n_new) {
+  specdec::sequence_view<specdec::cpu::llama_cpu> m(model);
   std::vector<token_id> out{argmax(m.prefill(prompt).row(0))};
   while (out.size() < n_new) {
     const auto l = m.forward(step_batch::chain(std::vector<token_id>{out.back()}, m.n_past()));
@@ -56,7 +56,7 @@ TEST_CASE("qwen2 logits match the NumPy reference; greedy continuations are iden
   REQUIRE(ref.at("architecture") == "qwen2");
   const auto n_vocab = ref.at("n_vocab").get<std::size_t>();
   REQUIRE(ref.at("prompts").size() >= 3);
-  auto& m = specdec::test::qwen2_model();
+  specdec::sequence_view<specdec::cpu::llama_cpu> m(specdec::test::qwen2_model());
   REQUIRE(static_cast<std::size_t>(m.n_vocab()) == n_vocab);
   for (const auto& p : ref.at("prompts")) {
     INFO("prompt " << p.at("id").get<std::string>());
@@ -75,6 +75,6 @@ TEST_CASE("qwen2 logits match the NumPy reference; greedy continuations are iden
 
     const auto full = p.at("full_prompt_tokens").get<std::vector<token_id>>();
     const auto want_greedy = p.at("greedy").get<std::vector<token_id>>();
-    CHECK(greedy(m, full, want_greedy.size()) == want_greedy);
+    CHECK(greedy(m.model(), full, want_greedy.size()) == want_greedy);
   }
 }
