@@ -4,6 +4,7 @@
 
 #include "common/methods.hpp"
 
+#include <specdec/backends/cpu/quant/convert.hpp>
 #include <specdec/error.hpp>
 
 #include <CLI/CLI.hpp>
@@ -89,6 +90,22 @@ inline std::optional<int> parse_command_line(CLI::App& app, int argc, char** arg
     return 0;
   }
   return std::nullopt;
+}
+
+// --weights: how the CPU backend holds the weight matrices. The text is parsed after the command
+// line (a bad value is a specdec::error naming the flag, exit code 2 like other bad input).
+inline void add_weights_option(CLI::App& app, std::string& value) {
+  app.add_option("--weights", value,
+                 "weight storage: auto (the file's formats where a kernel exists, else the nearest), native, "
+                 "q8, bf16, fp32 (default auto)");
+}
+
+// Says once on stderr what the backend holds: bytes, bytes streamed per token, conversions made.
+template <class Model>
+void report_weights(const Model& m, const std::string& choice) {
+  std::fprintf(stderr, "weights (%s): %.1f MB held, %.1f MB read per forward step\n", choice.c_str(),
+               static_cast<double>(m.weight_bytes()) / 1e6, static_cast<double>(m.weight_bytes_per_step()) / 1e6);
+  for (const auto& line : m.weight_conversions()) std::fprintf(stderr, "weights: converted %s\n", line.c_str());
 }
 
 }  // namespace specdec::programs

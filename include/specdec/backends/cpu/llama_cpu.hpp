@@ -1,8 +1,9 @@
 // llama_cpu: the reference CPU backend for Llama-architecture GGUF models. Satisfies
 // layered_forward_step (concepts/forward_step.hpp): tree-shaped steps on top of a committed KV
 // cache, commit of any subset of rows, and forwards over a chosen list of layers.
-// Weights are fp32 (dequantized at load); products use matmul.hpp, whose per-row reduction order
-// does not depend on the number of tokens, so logits are bit-identical whatever the tree size.
+// Weights stay in the GGUF's formats (or the one llama_cpu_options::weights asks for); products use
+// project.hpp, whose per-row reduction order does not depend on the number of tokens, so logits are
+// bit-identical whatever the tree size.
 #pragma once
 
 #include <specdec/backends/cpu/attention.hpp>
@@ -10,6 +11,7 @@
 #include <specdec/backends/cpu/llama_weights.hpp>
 #include <specdec/backends/cpu/matmul.hpp>
 #include <specdec/backends/cpu/ops.hpp>
+#include <specdec/backends/cpu/project.hpp>
 #include <specdec/backends/cpu/thread_pool.hpp>
 #include <specdec/core/step.hpp>
 #include <specdec/error.hpp>
@@ -32,6 +34,7 @@ struct llama_cpu_options {
   std::int32_t n_threads = 2;  // threads of the backend's pool (the caller's thread included)
   std::int32_t n_ctx = 0;      // KV cache slots; 0 = the model's training context
   std::int32_t n_batch = 64;   // prefill chunk size (tokens per forward)
+  weight_format weights = weight_format::automatic;  // storage of the weight matrices (--weights)
 };
 
 class llama_cpu {
@@ -52,7 +55,7 @@ class llama_cpu {
                                                         std::to_string(config_.n_ctx_train));
     }
     n_batch_ = opt.n_batch;
-    weights_ = load_llama_weights(f, config_);
+    weights_ = load_llama_weights(f, config_, opt.weights);
     cache_ = kv_cache(static_cast<std::int32_t>(config_.n_layers), static_cast<std::int32_t>(config_.n_head_kv),
                       n_ctx_, static_cast<std::int32_t>(config_.head_dim));
     all_layers_.resize(static_cast<std::size_t>(config_.n_layers));
@@ -67,6 +70,10 @@ class llama_cpu {
   [[nodiscard]] std::int32_t n_past() const noexcept { return n_past_; }
   [[nodiscard]] std::int32_t n_layers() const noexcept { return static_cast<std::int32_t>(config_.n_layers); }
   [[nodiscard]] std::int32_t n_threads() const noexcept { return static_cast<std::int32_t>(pool_.size()); }
+  // Bytes of weights held, and streamed per forward step; formats changed at load, one line each.
+  [[nodiscard]] std::size_t weight_bytes() const noexcept { return weights_.bytes(); }
+  [[nodiscard]] std::size_t weight_bytes_per_step() const noexcept { return weights_.bytes_per_step(); }
+  [[nodiscard]] std::vector<std::string> weight_conversions() const { return weights_.conversions.lines(); }
 
   logits_view forward(const step_batch& b) { return run(b, all_layers_, false); }
 
@@ -198,8 +205,7 @@ class llama_cpu {
     const float linear = c.rope_scaling_type == rope_scaling::linear ? c.rope_scaling_factor : 1.0f;
 
     for (std::int32_t i = 0; i < n; ++i) {
-      std::memcpy(&x_(i, 0), &weights_.token_embd(static_cast<std::size_t>(b.tokens[static_cast<std::size_t>(i)]), 0),
-                  e * sizeof(float));
+      weights_.token_embd.dequantize_row(static_cast<std::size_t>(b.tokens[static_cast<std::size_t>(i)]), &x_(i, 0));
       rope_angles(b.positions[static_cast<std::size_t>(i)], c.n_rot, c.rope_freq_base, linear, freq_factors,
                   &cos_(i, 0), &sin_(i, 0));
     }
@@ -220,7 +226,7 @@ class llama_cpu {
       ++next;
       const auto& w = weights_.layers[static_cast<std::size_t>(l)];
       for (std::int32_t i = 0; i < n; ++i) rms_norm_row(&x_(i, 0), w.attn_norm.data(), &xn_(i, 0), e, c.rms_eps);
-      matmul(pool_, w.wqkv.data(), qkv_cols, e, xn_.data(), static_cast<std::size_t>(n), qkv_.data());
+      project(pool_, w.wqkv, xn_.data(), static_cast<std::size_t>(n), qkv_.data());
       for (std::int32_t i = 0; i < n; ++i) {
         float* row = &qkv_(i, 0);
         if (w.bqkv.size() > 0) add_row(row, w.bqkv.data(), qkv_cols);
@@ -233,13 +239,13 @@ class llama_cpu {
         }
       }
       tree_attention(pool_, cache_, l, n_past_, b.mask, q_.data(), att_.data(), shape);
-      matmul(pool_, w.wo.data(), e, qd, att_.data(), static_cast<std::size_t>(n), tmp_.data());
+      project(pool_, w.wo, att_.data(), static_cast<std::size_t>(n), tmp_.data());
       for (std::int32_t i = 0; i < n; ++i) add_row(&x_(i, 0), &tmp_(i, 0), e);
 
       for (std::int32_t i = 0; i < n; ++i) rms_norm_row(&x_(i, 0), w.ffn_norm.data(), &xn_(i, 0), e, c.rms_eps);
-      matmul(pool_, w.w_gate_up.data(), 2 * ff, e, xn_.data(), static_cast<std::size_t>(n), gate_up_.data());
+      project(pool_, w.w_gate_up, xn_.data(), static_cast<std::size_t>(n), gate_up_.data());
       for (std::int32_t i = 0; i < n; ++i) swiglu_row(&gate_up_(i, 0), &ffn_(i, 0), ff);
-      matmul(pool_, w.w_down.data(), e, ff, ffn_.data(), static_cast<std::size_t>(n), tmp_.data());
+      project(pool_, w.w_down, ffn_.data(), static_cast<std::size_t>(n), tmp_.data());
       for (std::int32_t i = 0; i < n; ++i) add_row(&x_(i, 0), &tmp_(i, 0), e);
     }
 
@@ -250,7 +256,7 @@ class llama_cpu {
     }
     const auto vocab = static_cast<std::size_t>(c.n_vocab);
     if (logits_.size() < static_cast<std::size_t>(n_out) * vocab) logits_.resize(static_cast<std::size_t>(n_out) * vocab);
-    matmul(pool_, weights_.head(), vocab, e, xn_.data(), static_cast<std::size_t>(n_out), logits_.data());
+    project(pool_, weights_.head(), xn_.data(), static_cast<std::size_t>(n_out), logits_.data());
 
     last_n_ = n;
     last_positions_.assign(b.positions.begin(), b.positions.end());
