@@ -146,10 +146,28 @@ inline __m256i load256(const std::uint8_t* p) noexcept {
 
 template <block_format F>
 inline block256 unpack256(const std::uint8_t* row, std::size_t k) noexcept {
-  const block_ref b = locate<F>(row, k);
   block256 r;
-  r.d = _mm256_set_m128(_mm_set1_ps(b.d_hi), _mm_set1_ps(b.d_lo));
-  r.m = _mm256_set1_ps(b.m);
+  block_ref b{};
+  if constexpr (F == block_format::q4_0 || F == block_format::q5_0 || F == block_format::q8_0 ||
+                F == block_format::q4_1) {
+    // One fp16 scale (and min) per block: broadcast and convert in the vector unit.
+    const std::uint8_t* p = row + k * traits(F).block_bytes;
+    std::uint16_t h;
+    std::memcpy(&h, p, 2);
+    r.d = _mm256_cvtph_ps(_mm_set1_epi16(static_cast<short>(h)));
+    if constexpr (F == block_format::q4_1) {
+      std::memcpy(&h, p + 2, 2);
+      r.m = _mm256_cvtph_ps(_mm_set1_epi16(static_cast<short>(h)));
+      b.q = p + 4;
+    } else {
+      r.m = _mm256_setzero_ps();
+      b.q = p + 2;
+    }
+  } else {
+    b = locate<F>(row, k);
+    r.d = _mm256_set_m128(_mm_set1_ps(b.d_hi), _mm_set1_ps(b.d_lo));
+    r.m = _mm256_set1_ps(b.m);
+  }
   const std::uint8_t* q = b.q;
   if constexpr (F == block_format::q4_0 || F == block_format::q4_1) {
     r.u = split_nibbles(q);

@@ -1,7 +1,7 @@
 // The integer weight product y = x · wᵀ for a block-quantized weight_matrix and activations
 // quantized by activations.hpp. Like matmul.hpp, each weight row is unpacked once per token
 // block while in cache and applied to the block's tokens through a register block of
-// block_rows rows x T tokens; rows are split across threads; a panel of rows (~64 KB of packed
+// R rows x T tokens; rows are split across threads; a panel of rows (~64 KB of packed
 // weights) stays in L2 while every token block passes over it.
 //
 //   for each group g of group values (2 blocks of 32 on AVX-512, 1 elsewhere):
@@ -31,14 +31,25 @@ inline namespace SPECDEC_CPU_ISA {
 inline namespace SPECDEC_QUANT_ISA {
 namespace quant {
 
-#if defined(SPECDEC_QUANT_512)
+// Register block: R rows x T tokens. Rows are split between threads in multiples of block_rows;
+// calls with at most 2 tokens per block use 4 rows (more independent work per loaded token),
+// larger ones rows_wide (the accumulators must fit beside the rows' operands: 16 AVX2 registers).
 inline constexpr std::size_t block_rows = 4;
 inline constexpr std::size_t max_block_tokens = 4;
+#if defined(SPECDEC_QUANT_512)
+inline constexpr std::size_t rows_wide = 4;
 #else
-inline constexpr std::size_t block_rows = 2;
-inline constexpr std::size_t max_block_tokens = 4;
+inline constexpr std::size_t rows_wide = 2;
 #endif
 inline constexpr std::size_t panel_bytes = 64 * 1024;
+#ifndef SPECDEC_QUANT_PREFETCH
+#define SPECDEC_QUANT_PREFETCH 1
+#endif
+inline constexpr bool prefetch_enabled = SPECDEC_QUANT_PREFETCH != 0;
+#ifndef SPECDEC_QUANT_PREFETCH_ROWS
+#define SPECDEC_QUANT_PREFETCH_ROWS 16
+#endif
+inline constexpr std::size_t prefetch_rows = SPECDEC_QUANT_PREFETCH_ROWS;
 
 inline void prefetch(const std::uint8_t* p) noexcept {
 #if defined(__GNUC__)
@@ -46,15 +57,15 @@ inline void prefetch(const std::uint8_t* p) noexcept {
 #endif
 }
 
-// y[t * ldy + r] for t < T and the block_rows rows `row` (n_valid of them stored).
+// y[t * ldy + r] for t < T and the R rows `row` (n_valid of them stored).
 //   x: T tokens of token_bytes(cols), stride x_stride
-template <block_format F, std::size_t T>
+template <block_format F, std::size_t R, std::size_t T>
 inline void qgemm_block(const std::uint8_t* const* row, std::size_t n_blocks, std::size_t ng,
                         const std::byte* x, std::size_t x_stride, float* y, std::size_t ldy,
                         std::size_t n_valid, const std::uint8_t* pf, std::size_t pf_bytes) noexcept {
   constexpr int offset = zero_point(F);
   constexpr bool with_min = has_min(F);
-  fvec acc[block_rows][T];
+  fvec acc[R][T];
   for (auto& a : acc) {
     for (auto& v : a) v = zero_f();
   }
@@ -63,10 +74,10 @@ inline void qgemm_block(const std::uint8_t* const* row, std::size_t n_blocks, st
     if (pf != nullptr) {
       for (std::size_t b = g * pf_step; b < std::min((g + 1) * pf_step, pf_bytes); b += 64) prefetch(pf + b);
     }
-    row_operand<offset> w[block_rows];
-    fvec d[block_rows];
-    [[maybe_unused]] fvec m[block_rows];
-    for (std::size_t r = 0; r < block_rows; ++r) {
+    row_operand<offset> w[R];
+    fvec d[R];
+    [[maybe_unused]] fvec m[R];
+    for (std::size_t r = 0; r < R; ++r) {
       const group_weights gw = load_group<F>(row[r], g, n_blocks);
       w[r] = prepare<offset>(gw.u);
       d[r] = gw.d;
@@ -76,7 +87,7 @@ inline void qgemm_block(const std::uint8_t* const* row, std::size_t n_blocks, st
       const std::byte* rec = x + t * x_stride + g * group_bytes;
       const ivec q = load_bytes(rec);
       const fvec dx = load_f(reinterpret_cast<const float*>(rec + scale_offset));
-      for (std::size_t r = 0; r < block_rows; ++r) {
+      for (std::size_t r = 0; r < R; ++r) {
         acc[r][t] = fmadd(to_float(lane_sums<offset>(w[r], q, rec + corr_offset)), mul(d[r], dx), acc[r][t]);
         if constexpr (with_min) {
           acc[r][t] = fmadd(load_f(reinterpret_cast<const float*>(rec + sum_offset)), m[r], acc[r][t]);
@@ -89,11 +100,11 @@ inline void qgemm_block(const std::uint8_t* const* row, std::size_t n_blocks, st
   }
 }
 
-template <block_format F, std::size_t... Ts>
+template <block_format F, std::size_t R, std::size_t... Ts>
 inline void qgemm_block_n(std::index_sequence<Ts...>, std::size_t n_tokens, const std::uint8_t* const* row,
                           std::size_t n_blocks, std::size_t ng, const std::byte* x, std::size_t x_stride, float* y,
                           std::size_t ldy, std::size_t n_valid, const std::uint8_t* pf, std::size_t pf_bytes) noexcept {
-  ((n_tokens == Ts + 1 ? qgemm_block<F, Ts + 1>(row, n_blocks, ng, x, x_stride, y, ldy, n_valid, pf, pf_bytes)
+  ((n_tokens == Ts + 1 ? qgemm_block<F, R, Ts + 1>(row, n_blocks, ng, x, x_stride, y, ldy, n_valid, pf, pf_bytes)
                        : void()),
    ...);
 }
@@ -113,19 +124,25 @@ inline void qgemm_rows(const weight_matrix& w, const std::byte* xq, std::size_t 
   const auto* base = reinterpret_cast<const std::uint8_t*>(w.data());
   const std::size_t last = w.rows() - 1;
   constexpr auto sizes = std::make_index_sequence<max_block_tokens>{};
-  const std::size_t pf_ahead = 4 * block_rows;  // prefetch distance, in rows
+  const std::size_t pf_ahead = prefetch_rows;  // prefetch distance, in rows
   for (std::size_t panel = row_begin; panel < row_end; panel += panel_rows) {
     const std::size_t panel_end = std::min(panel + panel_rows, row_end);
     for (std::size_t b = 0; b < n_token_blocks; ++b) {
       const std::size_t t_begin = n * b / n_token_blocks;
       const std::size_t n_tokens = n * (b + 1) / n_token_blocks - t_begin;
-      for (std::size_t r = panel; r < panel_end; r += block_rows) {
-        const std::uint8_t* row[block_rows];
-        for (std::size_t i = 0; i < block_rows; ++i) row[i] = base + std::min(r + i, last) * rb;
-        const bool pf = b == 0 && r + pf_ahead + block_rows <= row_end;
-        qgemm_block_n<F>(sizes, n_tokens, row, n_blocks, ng, xq + t_begin * stride, stride, y + t_begin * ldy + r, ldy,
-                         std::min(block_rows, row_end - r), pf ? base + (r + pf_ahead) * rb : nullptr,
-                         block_rows * rb);
+      const auto run = [&]<std::size_t R>() {
+        for (std::size_t r = panel; r < panel_end; r += R) {
+          const std::uint8_t* row[R];
+          for (std::size_t i = 0; i < R; ++i) row[i] = base + std::min(r + i, last) * rb;
+          const bool pf = prefetch_enabled && b == 0 && r + pf_ahead + R <= row_end;
+          qgemm_block_n<F, R>(sizes, n_tokens, row, n_blocks, ng, xq + t_begin * stride, stride, y + t_begin * ldy + r,
+                              ldy, std::min(R, row_end - r), pf ? base + (r + pf_ahead) * rb : nullptr, R * rb);
+        }
+      };
+      if (n_tokens <= 2) {
+        run.template operator()<4>();
+      } else {
+        run.template operator()<rows_wide>();
       }
     }
   }
