@@ -1,5 +1,6 @@
-// Forward cost curve of the CPU backend on the default model: ms per forward of n tokens on top of a
-// 256-token cache, n = 1..64. This curve decides tree budgets (docs/benchmarks.md).
+// Forward cost curves of the CPU backend on the default model: ms per forward of n rows of one
+// sequence on top of a 256-token cache, n = 1..64 (this curve decides tree budgets), and of B
+// sequences with one row each (batched decoding). docs/benchmarks.md has the numbers.
 //   build/bench/bench_forward [--benchmark_repetitions=5 --benchmark_report_aggregates_only=true]
 // The model path comes from SPECDEC_MODEL when set, else the default model; threads from SPECDEC_THREADS.
 #include <specdec/backends/cpu/llama_cpu.hpp>
@@ -20,6 +21,7 @@ specdec::cpu::llama_cpu& model() {
     specdec::cpu::llama_cpu_options opt;
     opt.n_threads = threads != nullptr ? std::atoi(threads) : 2;
     opt.n_ctx = 512;
+    opt.max_sequences = 8;
     return specdec::cpu::llama_cpu(path != nullptr ? path : SPECDEC_BENCH_MODEL, opt);
   }();
   return m;
@@ -32,32 +34,68 @@ std::vector<specdec::token_id> random_tokens(std::size_t n, unsigned seed) {
   return t;
 }
 
+bool finite(const specdec::logits_view& l) {
+  for (std::int32_t i = 0; i < l.n_rows; ++i) {
+    for (float v : l.row(i)) {
+      if (!std::isfinite(v)) return false;
+    }
+  }
+  return true;
+}
+
+// One sequence, a chain of n rows after a 256-token cache (the rows are dropped after each forward).
 void forward_cost(benchmark::State& state) {
   auto& m = model();
   const auto n = static_cast<std::size_t>(state.range(0));
-  m.reset();
-  (void)m.prefill(random_tokens(256, 1));
-  const auto batch = specdec::step_batch::chain(random_tokens(n, 2), m.n_past());
+  const specdec::seq_id s = m.create_sequence();
+  (void)m.prefill(s, random_tokens(256, 1));
+  specdec::forward_batch batch;
+  batch.steps.push_back(specdec::sequence_step::chain(s, random_tokens(n, 2), m.n_past(s)));
   const auto check = m.forward(batch);  // check once before timing: finite logits
-  for (std::int32_t i = 0; i < check.n_rows; ++i) {
-    for (float v : check.row(i)) {
-      if (!std::isfinite(v)) {
-        state.SkipWithError("non-finite logits");
-        return;
-      }
-    }
+  m.truncate(s, m.n_past(s));
+  if (!finite(check.rows)) {
+    state.SkipWithError("non-finite logits");
+    m.free_sequence(s);
+    return;
   }
   for (auto _ : state) {
     const auto l = m.forward(batch);
-    benchmark::DoNotOptimize(l.data);
+    benchmark::DoNotOptimize(l.rows.data);
+    m.truncate(s, m.n_past(s));
   }
+  m.free_sequence(s);
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
   state.counters["n_tokens"] = static_cast<double>(n);
+}
+
+// B sequences, each with its own 256-token cache, one row each: a batched autoregressive step.
+void batch_cost(benchmark::State& state) {
+  auto& m = model();
+  const auto b = static_cast<std::size_t>(state.range(0));
+  std::vector<specdec::seq_id> seqs;
+  specdec::forward_batch batch;
+  for (std::size_t k = 0; k < b; ++k) {
+    seqs.push_back(m.create_sequence());
+    (void)m.prefill(seqs.back(), random_tokens(256, 10 + static_cast<unsigned>(k)));
+    batch.steps.push_back(specdec::sequence_step::chain(seqs.back(), random_tokens(1, 20 + static_cast<unsigned>(k)), 256));
+  }
+  const auto check = m.forward(batch);
+  for (auto s : seqs) m.truncate(s, 256);
+  if (!finite(check.rows)) state.SkipWithError("non-finite logits");
+  for (auto _ : state) {
+    const auto l = m.forward(batch);
+    benchmark::DoNotOptimize(l.rows.data);
+    for (auto s : seqs) m.truncate(s, 256);
+  }
+  for (auto s : seqs) m.free_sequence(s);
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * b));
+  state.counters["n_sequences"] = static_cast<double>(b);
 }
 
 }  // namespace
 
 BENCHMARK(forward_cost)->Arg(1)->Arg(2)->Arg(4)->Arg(8)->Arg(16)->Arg(32)->Arg(64)
     ->Unit(benchmark::kMillisecond)->MinTime(1.0)->UseRealTime();
+BENCHMARK(batch_cost)->Arg(1)->Arg(2)->Arg(4)->Arg(8)->Unit(benchmark::kMillisecond)->MinTime(1.0)->UseRealTime();
 
 BENCHMARK_MAIN();

@@ -6,6 +6,7 @@
 // keeps one drafter for the whole run, so learned state carries over between prompts (hot start).
 // Exit codes: 0 ok, 1 a greedy output differed from AR's, 2 bad input (one "error:" line on stderr).
 #include "prompts.hpp"
+#include "batch_report.hpp"
 #include "report.hpp"
 
 #include "common/methods.hpp"
@@ -17,11 +18,13 @@
 #include <specdec/tokenizer/end_tokens.hpp>
 #include <specdec/tokenizer/from_gguf.hpp>
 #include <specdec/tokenizer/tokenizer.hpp>
+#include <specdec/verify/decoder.hpp>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -53,6 +56,7 @@ struct options {
   std::string markdown_path;
   bool no_chat_template = false;
   bool quiet = false;
+  std::vector<std::int32_t> batches;  // --batch: decode the prompts as concurrent requests, B at a time
 };
 
 constexpr std::int32_t warmup_tokens = 16;
@@ -112,6 +116,73 @@ void write_file(const std::string& path, const std::string& text) {
   out << text;
   out.close();
   if (!out) throw error(error_category::io, "cannot write " + path);
+}
+
+// One method over every prompt as concurrent requests, at most B at a time: a new request joins as
+// soon as one finishes (continuous batching). Returns the outputs in prompt order; fills the row.
+template <class Rule>
+std::vector<std::vector<token_id>> run_batched(cpu::llama_cpu& model, programs::method& m, Rule rule,
+                                               const std::vector<std::vector<token_id>>& prompts,
+                                               const generate_options& base, std::int32_t batch, eval::batch_row& row) {
+  decoder<cpu::llama_cpu, any_drafter, Rule> dec(model, decoder_options{batch, 64});
+  std::vector<std::vector<token_id>> out(prompts.size());
+  std::vector<request_id> ids;
+  for (std::size_t i = 0; i < prompts.size(); ++i) {
+    generate_options o = base;
+    o.budget = m.budget;
+    o.seed = base.seed + i;
+    ids.push_back(dec.add(prompts[i], m.drafter, rule, o));
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  dec.run();
+  row.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  for (auto& r : dec.take_finished()) {
+    const auto at = static_cast<std::size_t>(std::find(ids.begin(), ids.end(), r.id) - ids.begin());
+    row.stats.add(r.stats);
+    row.per_request_tps.push_back(r.stats.tokens_per_s());
+    out[at] = std::move(r.tokens);
+  }
+  return out;
+}
+
+// --batch: every method at every batch size, the prompts as concurrent requests.
+std::int64_t run_batches(const options& o, eval::eval_run& r, cpu::llama_cpu& model, std::vector<programs::method>& methods,
+                         const std::vector<std::vector<token_id>>& prompts, const generate_options& opt,
+                         const tokenizer& tok) {
+  std::int64_t n_mismatch = 0;
+  std::vector<std::vector<token_id>> ar_tokens;
+  for (const std::int32_t b : o.batches) {
+    if (b > model.max_sequences()) {
+      throw error(error_category::invalid_argument, "--batch " + std::to_string(b) + " exceeds the backend's " +
+                                                        std::to_string(model.max_sequences()) + " sequences");
+    }
+    for (std::size_t k = 0; k < methods.size(); ++k) {
+      eval::batch_row row;
+      row.method = r.configs[k].label();
+      row.batch = b;
+      const auto outs = r.sampling.greedy()
+                            ? run_batched(model, methods[k], greedy_rule{}, prompts, opt, b, row)
+                            : run_batched(model, methods[k], sampling_rule{r.sampling}, prompts, opt, b, row);
+      if (k == 0 && ar_tokens.empty()) ar_tokens = outs;  // AR at the first batch size is the reference
+      if (r.sampling.greedy()) {
+        for (std::size_t i = 0; i < outs.size(); ++i) {
+          const std::int64_t diff = first_difference(ar_tokens[i], outs[i]);
+          if (diff < 0) continue;
+          ++row.mismatches;
+          ++n_mismatch;
+          std::fprintf(stderr, "mismatch: prompt %s: %s at batch %d differs from ar at token %lld (ar %s, got %s)\n",
+                       r.prompts[i].id.c_str(), row.method.c_str(), b, static_cast<long long>(diff),
+                       quoted_piece(tok, ar_tokens[i], diff).c_str(), quoted_piece(tok, outs[i], diff).c_str());
+        }
+      }
+      if (!o.quiet) {
+        std::fprintf(stderr, "[batch %d] %s: %.1f tok/s total, MAT %.2f\n", b, row.method.c_str(), row.total_tps(),
+                     row.stats.mat());
+      }
+      r.batch_rows.push_back(std::move(row));
+    }
+  }
+  return n_mismatch;
 }
 
 // Runs everything; returns the number of greedy mismatches.
@@ -182,6 +253,15 @@ std::int64_t run(const options& o) {
 
   opt.max_new_tokens = o.max_new_tokens;
   std::int64_t n_mismatch = 0;
+  if (!o.batches.empty()) {
+    n_mismatch = run_batches(o, r, model, methods, prompt_tokens, opt, tok);
+    std::fputs(eval::batch_report(r).c_str(), stdout);
+    std::fflush(stdout);
+    if (!o.json_path.empty()) {
+      write_file(o.json_path, eval::batch_json(r).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+    }
+    return n_mismatch;
+  }
   for (std::size_t i = 0; i < r.prompts.size(); ++i) {
     opt.seed = r.seed + i;
     std::vector<token_id> ar_tokens;
@@ -255,6 +335,11 @@ int main(int argc, char** argv) {
   app.add_option("--markdown", o.markdown_path, "write the tables as Markdown to this file");
   app.add_flag("--no-chat-template", o.no_chat_template, "feed the prompts as plain text");
   app.add_flag("--quiet", o.quiet, "no per-prompt progress on stderr");
+  app.add_option("--batch", o.batches,
+                 "comma-separated batch sizes: decode the prompts as concurrent requests, B at a time, joining as "
+                 "others finish; reports total and per-request tok/s per method and size")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 256));
   if (const auto exit_code = specdec::programs::parse_command_line(app, argc, argv, list_methods)) return *exit_code;
   if (o.top_p <= 0.0f) {
     std::fprintf(stderr, "error: --top-p must be in (0, 1]\n");

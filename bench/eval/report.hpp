@@ -35,6 +35,27 @@ struct config_result {
   }
 };
 
+// One method at one batch size (--batch): every prompt as a concurrent request.
+struct batch_row {
+  std::string method;
+  std::int32_t batch = 1;
+  double wall_s = 0;                   // from the first step to the last request's end
+  decode_stats stats;                  // summed over requests
+  std::vector<double> per_request_tps;  // each request's own tokens / its decode seconds
+  std::int64_t mismatches = 0;
+
+  [[nodiscard]] double total_tps() const noexcept {
+    return wall_s > 0 ? static_cast<double>(stats.n_generated) / wall_s : 0.0;
+  }
+  [[nodiscard]] double median_request_tps() const {
+    if (per_request_tps.empty()) return 0.0;
+    std::vector<double> v = per_request_tps;
+    std::sort(v.begin(), v.end());
+    const std::size_t m = v.size() / 2;
+    return v.size() % 2 == 1 ? v[m] : 0.5 * (v[m - 1] + v[m]);
+  }
+};
+
 struct eval_run {
   std::string model;
   std::string prompts_path;
@@ -46,6 +67,7 @@ struct eval_run {
   std::vector<eval_prompt> prompts;
   std::vector<std::int64_t> prompt_tokens;  // [n_prompts]
   std::vector<config_result> configs;       // configs[0] is AR, the baseline
+  std::vector<batch_row> batch_rows;        // --batch runs
 };
 
 // A configuration over a subset of the prompts.

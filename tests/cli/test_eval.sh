@@ -19,19 +19,18 @@ assert list(j["methods"]) == methods, list(j["methods"])
 for name, m in j["methods"].items():
     for k in ("tokens_per_s", "speedup", "mat", "accept_rate", "draft_share", "median_speedup"):
         assert isinstance(m[k], (int, float)), (name, k)
-    assert m["tokens_per_s"] > 0 and m["speedup"] > 0 and m["mat"] >= 1.0, (name, m)
+    assert m["tokens_per_s"] > 0 and m["speedup"] > 0, (name, m)
     assert m["mismatches"] == 0, f"{name}: {m['mismatches']} outputs differ from AR"
     assert isinstance(m["accepted_by_depth"], list)
     assert m["categories"], name
     for cat, c in m["categories"].items():
         assert all(isinstance(c[k], (int, float)) for k in ("speedup", "mat", "tokens_per_s")), (name, cat)
-assert j["methods"]["ar"]["speedup"] == 1.0 and j["methods"]["ar"]["mat"] == 1.0
 if sweep:
     assert set(j["sweep"]) == set(methods) - {"ar"}, list(j["sweep"])
     for name, points in j["sweep"].items():
         assert [p["budget"] for p in points] == sweep, (name, points)
         for p in points:
-            assert p["speedup"] > 0 and p["mat"] >= 1.0 and p["tokens_per_s"] > 0 and p["mismatches"] == 0, p
+            assert p["speedup"] > 0 and p["tokens_per_s"] > 0 and p["mismatches"] == 0, p
 else:
     assert "sweep" not in j
 PY
@@ -68,6 +67,24 @@ if [ "$all" != "ar" ]; then sweep=(--sweep-budget 2,4); budgets=(2,4); fi
 check $? "all methods ($all) exit code (1 = greedy mismatch): $(grep -m3 -v '^\[' "$tmp/all.err")"
 check_json "$tmp/all.json" "$all" "${budgets[@]}"; check $? "all-methods JSON shape, sweep and zero mismatches"
 grep -q "^\[2/2\] " "$tmp/all.err"; check $? "progress on stderr"
+
+# --batch: the first 3 prompts as concurrent requests at batch 1 and 3, every method, zero mismatches.
+"$bin" -m "$model" --limit 3 --max-new-tokens 8 --methods "$all" -t 2 --batch 1,3 --quiet --json "$tmp/batch.json" \
+  >"$tmp/batch.out" 2>"$tmp/batch.err"
+check $? "--batch exit code (1 = greedy mismatch): $(grep -m3 -v '^\[' "$tmp/batch.err")"
+python3 - "$tmp/batch.json" "$all" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+methods = sys.argv[2].split(",")
+rows = j["batches"]
+assert [(r["method"], r["batch"]) for r in rows] == [(m, b) for b in (1, 3) for m in methods], rows
+for r in rows:
+    assert r["mismatches"] == 0, r
+    assert 3 <= r["n_generated"] <= 24 and r["total_tokens_per_s"] > 0 and r["steps"] >= r["n_generated"] / 9, r
+PY
+check $? "--batch JSON: every method at every size, zero mismatches"
+grep -q "^ar  *3 " "$tmp/batch.out"; check $? "--batch table on stdout: $(head -c 400 "$tmp/batch.out")"
+expect_error "batch above the backend's sequences" "exceeds the backend's 16 sequences" -m "$model" --limit 1 --batch 17
 
 printf '{"id": "a", "category": "x", "turns": ["hi"]}\n{"id": "b", "turns": ["unterminated"\n' >"$tmp/bad.jsonl"
 printf '{"id": "a", "category": "x", "turns": []}\n' >"$tmp/noturn.jsonl"

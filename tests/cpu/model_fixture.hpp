@@ -2,6 +2,7 @@
 #pragma once
 
 #include <specdec/backends/cpu/llama_cpu.hpp>
+#include <specdec/core/sequence_view.hpp>
 
 #include <cstring>
 #include <span>
@@ -19,7 +20,8 @@ inline cpu::llama_cpu& default_model() {
 // the forward to fp32 agreement with the float64 reference.
 inline cpu::llama_cpu& fp32_model() {
   static cpu::llama_cpu model(SPECDEC_TEST_MODEL,
-                              cpu::llama_cpu_options{2, 2048, 64, cpu::weight_format::fp32});
+                              cpu::llama_cpu_options{.n_threads = 2, .n_ctx = 2048, .n_batch = 64,
+                                                      .weights = cpu::weight_format::fp32});
   return model;
 }
 

@@ -4,6 +4,7 @@
 #include "model_fixture.hpp"
 
 #include <specdec/concepts/forward_step.hpp>
+#include <specdec/concepts/sequence_model.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -30,7 +31,7 @@ std::vector<std::int32_t> iota_rows(std::size_t n) {
 
 // Logits of the last token of prompt + path, computed as one plain sequence after prefill.
 std::vector<float> path_logits(const std::vector<token_id>& path) {
-  auto& m = default_model();
+  specdec::sequence_view<specdec::cpu::llama_cpu> m(default_model());
   m.reset();
   (void)m.prefill(prompt);
   const auto l = m.forward(step_batch::chain(path, m.n_past()));
@@ -39,13 +40,14 @@ std::vector<float> path_logits(const std::vector<token_id>& path) {
 
 }  // namespace
 
-TEST_CASE("llama_cpu satisfies layered_forward_step", "[cpu]") {
-  STATIC_REQUIRE(specdec::forward_step<specdec::cpu::llama_cpu>);
-  STATIC_REQUIRE(specdec::layered_forward_step<specdec::cpu::llama_cpu>);
+TEST_CASE("llama_cpu has every capability of the boundary; one sequence of it is a forward_step", "[cpu]") {
+  STATIC_REQUIRE(specdec::layered_sequence_model<specdec::cpu::llama_cpu>);
+  STATIC_REQUIRE(specdec::embedding_input_model<specdec::cpu::llama_cpu>);
+  STATIC_REQUIRE(specdec::layered_forward_step<specdec::sequence_view<specdec::cpu::llama_cpu>>);
 }
 
 TEST_CASE("tree step logits equal each root-to-node path run as a plain sequence, bit for bit", "[cpu]") {
-  auto& m = default_model();
+  specdec::sequence_view<specdec::cpu::llama_cpu> m(default_model());
   // A 14-node tree with several branches and depths up to 5.
   const std::vector<std::int32_t> parent = {-1, 0, 0, 1, 1, 2, 3, 3, 6, 0, 9, 10, 11, 5};
   std::mt19937 rng(42);
@@ -68,7 +70,7 @@ TEST_CASE("tree step logits equal each root-to-node path run as a plain sequence
 }
 
 TEST_CASE("commit of a non-contiguous accepted path equals a fresh run of that path", "[cpu]") {
-  auto& m = default_model();
+  specdec::sequence_view<specdec::cpu::llama_cpu> m(default_model());
   const std::vector<std::int32_t> parent = {-1, 0, 0, 2, 2, 4};
   const std::vector<token_id> tokens = {504, 3575, 7042, 30, 282, 4649};
   m.reset();
@@ -89,7 +91,7 @@ TEST_CASE("commit of a non-contiguous accepted path equals a fresh run of that p
 }
 
 TEST_CASE("prefill chunking and token-by-token decoding give identical logits", "[cpu]") {
-  auto& m = default_model();
+  specdec::sequence_view<specdec::cpu::llama_cpu> m(default_model());
   m.reset();
   const auto whole = copy_row(m.forward(step_batch::chain(prompt, 0)), static_cast<std::int32_t>(prompt.size()) - 1);
   m.reset();
@@ -105,7 +107,7 @@ TEST_CASE("prefill chunking and token-by-token decoding give identical logits", 
 }
 
 TEST_CASE("the layer-list form with every layer equals the normal form", "[cpu]") {
-  auto& m = default_model();
+  specdec::sequence_view<specdec::cpu::llama_cpu> m(default_model());
   m.reset();
   const auto b = step_batch::chain(prompt, 0);
   const auto normal = copy_row(m.forward(b), 5);
@@ -118,7 +120,7 @@ TEST_CASE("the layer-list form with every layer equals the normal form", "[cpu]"
 }
 
 TEST_CASE("bad calls are clean errors and leave the cache usable", "[cpu]") {
-  auto& m = default_model();
+  specdec::sequence_view<specdec::cpu::llama_cpu> m(default_model());
   m.reset();
   (void)m.prefill(prompt);
   const auto n_past = m.n_past();

@@ -1,5 +1,6 @@
-// CPU backend with fp32 weights against the independent NumPy reference (tools/reference/llama_ref.py): logits of
-// every position of the first 64 prompt tokens within relative error 1e-3, identical 32-token
+// CPU backend with fp32 weights (--weights fp32) against the independent NumPy reference
+// (tools/reference/llama_ref.py): logits of every position of the first 64 prompt tokens within
+// relative error 2e-5, identical 32-token
 // greedy continuations, and a layer-subset run against the reference with the same layers skipped.
 #include "model_fixture.hpp"
 #include "../gguf/test_support.hpp"
@@ -15,6 +16,10 @@ using specdec::test::fp32_model;
 
 namespace {
 
+// fp32 weights and activations against a float64 forward: measured worst 4.0e-6 over every position
+// of 4 prompts (30 layers of fp32 rounding); the bound leaves a 5x margin.
+constexpr double max_relative_error = 2e-5;
+
 double relative_error(std::span<const float> got, std::span<const float> want) {
   double num = 0, den = 0;
   for (std::size_t i = 0; i < got.size(); ++i) {
@@ -27,7 +32,7 @@ double relative_error(std::span<const float> got, std::span<const float> want) {
 
 std::vector<token_id> greedy(std::span<const token_id> prompt, int n_new,
                              std::span<const std::int32_t> layers = {}) {
-  auto& m = fp32_model();
+  specdec::sequence_view<specdec::cpu::llama_cpu> m(fp32_model());
   m.reset();
   std::vector<token_id> out;
   auto l = layers.empty() ? m.prefill(prompt) : m.forward(step_batch::chain(prompt, 0), layers);
@@ -55,7 +60,7 @@ TEST_CASE("logits match the NumPy reference and greedy continuations are identic
   const auto ref = specdec::test::read_json(specdec::test::fixture("forward/forward_reference.json"));
   const auto n_vocab = ref["n_vocab"].get<std::size_t>();
   REQUIRE(ref["prompts"].size() >= 3);
-  auto& m = fp32_model();
+  specdec::sequence_view<specdec::cpu::llama_cpu> m(fp32_model());
   for (const auto& p : ref["prompts"]) {
     INFO("prompt " << p["id"].get<std::string>());
     const auto tokens = p["tokens"].get<std::vector<token_id>>();
@@ -68,7 +73,7 @@ TEST_CASE("logits match the NumPy reference and greedy continuations are identic
       const std::span<const float> w(want.data() + static_cast<std::size_t>(i) * n_vocab, n_vocab);
       worst = std::max(worst, relative_error(l.row(i), w));
     }
-    CHECK(worst < 1e-3);
+    CHECK(worst < max_relative_error);
     WARN("worst relative error over " << l.n_rows << " positions: " << worst);
 
     const auto full = p["full_prompt_tokens"].get<std::vector<token_id>>();
@@ -84,14 +89,14 @@ TEST_CASE("a layer subset matches the reference run with the same layers skipped
   const auto layers = s["layers"].get<std::vector<std::int32_t>>();
   const auto tokens = s["tokens"].get<std::vector<token_id>>();
   const auto want = specdec::test::read_f32(specdec::test::fixture(s["logits_file"].get<std::string>()));
-  auto& m = fp32_model();
+  specdec::sequence_view<specdec::cpu::llama_cpu> m(fp32_model());
   m.reset();
   const auto l = m.forward(step_batch::chain(tokens, 0), layers);
   double worst = 0;
   for (std::int32_t i = 0; i < l.n_rows; ++i) {
     worst = std::max(worst, relative_error(l.row(i), {want.data() + static_cast<std::size_t>(i) * n_vocab, n_vocab}));
   }
-  CHECK(worst < 1e-3);
+  CHECK(worst < max_relative_error);
   const auto want_greedy = s["greedy"].get<std::vector<token_id>>();
   CHECK(greedy(s["full_prompt_tokens"].get<std::vector<token_id>>(), static_cast<int>(want_greedy.size()), layers) ==
         want_greedy);

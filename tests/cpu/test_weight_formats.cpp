@@ -66,7 +66,8 @@ TEST_CASE("forward logits per --weights value match the reference on the same we
     REQUIRE(want.size() >= n * n_vocab);
     specdec::cpu::llama_cpu_options opt{2, 256, 64};
     opt.weights = c.weights;
-    specdec::cpu::llama_cpu m(SPECDEC_TEST_MODEL, opt);
+    specdec::cpu::llama_cpu model(SPECDEC_TEST_MODEL, opt);
+    specdec::sequence_view<specdec::cpu::llama_cpu> m(model);
     const auto l = m.forward(step_batch::chain(tokens, 0));
     std::vector<double> errors;
     std::size_t same_top = 0;
@@ -82,6 +83,6 @@ TEST_CASE("forward logits per --weights value match the reference on the same we
     CHECK(same_top >= errors.size() * 7 / 8);
     WARN("--weights " << to_string(c.weights) << ": relative error over " << l.n_rows << " positions: median "
                       << median << " (bound " << c.median << "), worst " << worst << " (bound " << c.worst
-                      << "); same top token at " << same_top << "; " << m.weight_bytes() / 1e6 << " MB of weights");
+                      << "); same top token at " << same_top << "; " << model.weight_bytes() / 1e6 << " MB of weights");
   }
 }

@@ -5,6 +5,7 @@
 #include "tiny_model.hpp"
 
 #include <specdec/core/sampling.hpp>
+#include <specdec/core/sequence_view.hpp>
 #include <specdec/verify/generate.hpp>
 #include <specdec/verify/sampling.hpp>
 
@@ -20,8 +21,9 @@ inline std::vector<float> dense(const token_distribution& d, std::int32_t n_voca
 }
 
 // P(t1, t2, t3 | prompt) as the sampler sees it, flattened [V * V * V].
-inline std::vector<double> exact_three_token_distribution(cpu::llama_cpu& m, const std::vector<token_id>& prompt,
+inline std::vector<double> exact_three_token_distribution(cpu::llama_cpu& model, const std::vector<token_id>& prompt,
                                                           const sampling_params& sp) {
+  sequence_view<cpu::llama_cpu> m(model);
   const std::int32_t v = m.n_vocab();
   auto next = [&](const std::vector<token_id>& ctx) {
     m.reset();
@@ -112,8 +114,8 @@ std::vector<std::int64_t> sample_three_tokens(cpu::llama_cpu& m, Drafter& d, con
 // sample walks two levels of the tree: the rule's descent is exercised on every draw.
 struct full_tree_drafter {
   std::int32_t n_vocab = 8;
-  void begin(std::span<const token_id>) {}
-  draft_tree draft(const draft_request& r) const {
+  void begin(request_id, std::span<const token_id>) {}
+  draft_tree draft(request_id, const draft_request& r) const {
     draft_tree t = draft_tree::root_only(r.context.back());
     for (token_id a = 0; a < n_vocab && t.size() < r.budget; ++a) {
       const auto node = t.add(0, a);
@@ -121,8 +123,8 @@ struct full_tree_drafter {
     }
     return t;
   }
-  void observe(const step_outcome&) {}
-  void end() {}
+  void observe(request_id, const step_outcome&) {}
+  void end(request_id) {}
 };
 
 }  // namespace specdec::test

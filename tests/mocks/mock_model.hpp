@@ -24,6 +24,8 @@ class mock_model {
   [[nodiscard]] std::int32_t n_past() const noexcept { return static_cast<std::int32_t>(committed_.size()); }
   [[nodiscard]] std::int32_t n_layers() const noexcept { return 4; }
   [[nodiscard]] const std::vector<token_id>& committed() const noexcept { return committed_; }
+  // What the cache held before the last reset that emptied a non-empty cache.
+  [[nodiscard]] const std::vector<token_id>& committed_before_reset() const noexcept { return last_reset_; }
   std::int64_t n_forwards = 0;
   std::int64_t n_tokens_forwarded = 0;
 
@@ -93,6 +95,7 @@ class mock_model {
   }
 
   void reset() {
+    if (!committed_.empty()) last_reset_ = committed_;
     committed_.clear();
     step_tokens_.clear();
   }
@@ -101,6 +104,7 @@ class mock_model {
   std::int32_t n_vocab_;
   std::int32_t n_ctx_;
   std::vector<token_id> committed_;
+  std::vector<token_id> last_reset_;
   std::vector<token_id> step_tokens_;
   std::vector<std::int32_t> step_positions_;
   std::vector<float> rows_;
@@ -112,8 +116,8 @@ class oracle_drafter {
  public:
   oracle_drafter(const mock_model& m, std::int32_t depth) : model_(m), depth_(depth) {}
 
-  void begin(std::span<const token_id> prompt) { ++n_begin; prompt_size = static_cast<std::int64_t>(prompt.size()); }
-  draft_tree draft(const draft_request& r) {
+  void begin(request_id, std::span<const token_id> prompt) { ++n_begin; prompt_size = static_cast<std::int64_t>(prompt.size()); }
+  draft_tree draft(request_id, const draft_request& r) {
     draft_tree t = draft_tree::root_only(r.context.back());
     const std::vector<token_id> ctx(r.context.begin(), r.context.end());
     const auto chain = model_.greedy(ctx, depth_);
@@ -126,12 +130,12 @@ class oracle_drafter {
     }
     return t;
   }
-  void observe(const step_outcome& o) {
+  void observe(request_id, const step_outcome& o) {
     ++n_observe;
     observed_new += static_cast<std::int64_t>(o.new_tokens.size());
     last_context_size = static_cast<std::int64_t>(o.context.size());
   }
-  void end() { ++n_end; }
+  void end(request_id) { ++n_end; }
 
   std::int64_t n_begin = 0, n_end = 0, n_observe = 0, observed_new = 0, prompt_size = 0, last_context_size = 0;
 

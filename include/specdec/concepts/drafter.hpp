@@ -1,14 +1,19 @@
 // The drafter side of the plug-in boundary: propose a token tree, learn from what was verified.
 //
-// Required expressions, for D& d, std::span<const token_id> prompt, const draft_request& r,
-// const step_outcome& o:
-//   d.begin(prompt)   a new request starts (prompt tokens, chat template applied)
-//   d.draft(r)        -> draft_tree with root r.context.back() and at most r.budget nodes; a drafter with
-//                        nothing to propose returns draft_tree::root_only(root), never an error
-//   d.observe(o)      the verified step: tree, target logits of every node, accepted path, new tokens
-//   d.end()           the request is over (request-scoped state can be dropped; learned state stays)
-// Drafters must be deterministic given what they have observed: the sampling rule's exactness relies
-// on a draft not depending on the random numbers of the step that verifies it.
+// Required expressions, for D& d, request_id id, std::span<const token_id> prompt,
+// const draft_request& r, const step_outcome& o:
+//   d.begin(id, prompt)   request id starts (prompt tokens, chat template applied)
+//   d.draft(id, r)        -> draft_tree with root r.context.back() and at most r.budget nodes; a drafter
+//                            with nothing to propose returns draft_tree::root_only(root), never an error
+//   d.observe(id, o)      the verified step of request id: tree, target logits of every node, accepted
+//                         path, new tokens
+//   d.end(id)             the request is over (its state can be dropped; learned state stays)
+// One drafter object serves every request of a decoder: several requests are open at once (between
+// their begin and end), and calls for different requests interleave. What is shared between
+// requests (Token Recycling's matrix) and what belongs to one (Lookahead's prompt n-grams) is the
+// drafter's choice. Drafters must be deterministic given what they have observed: the sampling
+// rule's exactness relies on a draft not depending on the random numbers of the step that verifies
+// it (other requests' outcomes use other random streams).
 #pragma once
 
 #include <specdec/core/draft_tree.hpp>
@@ -20,19 +25,20 @@
 namespace specdec {
 
 template <class D>
-concept drafter = requires(D& d, std::span<const token_id> prompt, const draft_request& r, const step_outcome& o) {
-  d.begin(prompt);
-  { d.draft(r) } -> std::same_as<draft_tree>;
-  d.observe(o);
-  d.end();
+concept drafter = requires(D& d, request_id id, std::span<const token_id> prompt, const draft_request& r,
+                           const step_outcome& o) {
+  d.begin(id, prompt);
+  { d.draft(id, r) } -> std::same_as<draft_tree>;
+  d.observe(id, o);
+  d.end(id);
 };
 
 // The autoregressive baseline: always the root alone.
 struct null_drafter {
-  void begin(std::span<const token_id>) noexcept {}
-  draft_tree draft(const draft_request& r) const { return draft_tree::root_only(r.context.back()); }
-  void observe(const step_outcome&) noexcept {}
-  void end() noexcept {}
+  void begin(request_id, std::span<const token_id>) noexcept {}
+  draft_tree draft(request_id, const draft_request& r) const { return draft_tree::root_only(r.context.back()); }
+  void observe(request_id, const step_outcome&) noexcept {}
+  void end(request_id) noexcept {}
 };
 
 }  // namespace specdec

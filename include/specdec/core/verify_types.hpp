@@ -11,6 +11,9 @@
 
 namespace specdec {
 
+// A request of the decoder (verify/decoder.hpp); drafters key their per-request state by it.
+using request_id = std::int64_t;
+
 // Input of drafter::draft: the whole token history (prompt + generated; its last token is the root,
 // not yet in the cache) and the largest tree the loop will verify, root included.
 struct draft_request {

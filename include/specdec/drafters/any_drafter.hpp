@@ -18,10 +18,10 @@ class any_drafter {
     requires(!std::is_same_v<std::decay_t<D>, any_drafter>)
   explicit any_drafter(D d) : self_(std::make_unique<holder<D>>(std::move(d))) {}
 
-  void begin(std::span<const token_id> prompt) { self_->begin(prompt); }
-  draft_tree draft(const draft_request& r) { return self_->draft(r); }
-  void observe(const step_outcome& o) { self_->observe(o); }
-  void end() { self_->end(); }
+  void begin(request_id id, std::span<const token_id> prompt) { self_->begin(id, prompt); }
+  draft_tree draft(request_id id, const draft_request& r) { return self_->draft(id, r); }
+  void observe(request_id id, const step_outcome& o) { self_->observe(id, o); }
+  void end(request_id id) { self_->end(id); }
 
   // The wrapped drafter, or nullptr when it is not a D.
   template <drafter D>
@@ -33,18 +33,18 @@ class any_drafter {
  private:
   struct base {
     virtual ~base() = default;
-    virtual void begin(std::span<const token_id>) = 0;
-    virtual draft_tree draft(const draft_request&) = 0;
-    virtual void observe(const step_outcome&) = 0;
-    virtual void end() = 0;
+    virtual void begin(request_id, std::span<const token_id>) = 0;
+    virtual draft_tree draft(request_id, const draft_request&) = 0;
+    virtual void observe(request_id, const step_outcome&) = 0;
+    virtual void end(request_id) = 0;
   };
   template <class D>
   struct holder final : base {
     explicit holder(D x) : d(std::move(x)) {}
-    void begin(std::span<const token_id> p) override { d.begin(p); }
-    draft_tree draft(const draft_request& r) override { return d.draft(r); }
-    void observe(const step_outcome& o) override { d.observe(o); }
-    void end() override { d.end(); }
+    void begin(request_id id, std::span<const token_id> p) override { d.begin(id, p); }
+    draft_tree draft(request_id id, const draft_request& r) override { return d.draft(id, r); }
+    void observe(request_id id, const step_outcome& o) override { d.observe(id, o); }
+    void end(request_id id) override { d.end(id); }
     D d;
   };
   std::unique_ptr<base> self_;

@@ -180,6 +180,8 @@ class ngram_trie {
 
   [[nodiscard]] std::size_t n_nodes() const noexcept { return nodes_.size() - n_free_; }
   [[nodiscard]] std::size_t max_nodes() const noexcept { return max_nodes_; }
+  // A live node (from find, find_child or a node's links), for walks over two tries at once.
+  [[nodiscard]] const ngram_node& node(std::int32_t i) const noexcept { return nodes_[at(i)]; }
   [[nodiscard]] std::int64_t n_evictions() const noexcept { return n_evictions_; }
   [[nodiscard]] std::size_t memory_bytes() const noexcept {
     return nodes_.capacity() * sizeof(ngram_node) + roots_.capacity() * sizeof(std::int32_t) +

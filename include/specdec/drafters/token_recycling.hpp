@@ -69,13 +69,17 @@ class token_recycling_drafter {
     adjacency_.assign(static_cast<std::size_t>(n_vocab) * static_cast<std::size_t>(k), 0);
   }
 
-  // Nothing request-scoped: the matrix carries over from request to request.
-  void begin(std::span<const token_id>) noexcept {}
+  // Nothing request-scoped: the matrix is shared by every request (concurrent ones too) and carries
+  // over from request to request (its hot start).
+  void begin(request_id, std::span<const token_id>) noexcept {}
+  void end(request_id) noexcept {}
+  void begin(std::span<const token_id>) noexcept {}  // one-request shorthands
   void end() noexcept {}
 
   // Expands the template from the root (request.context.back()) in breadth-first order:
   // token(node) = adjacency[token(parent)][rank(node)]. A node whose token repeats an earlier sibling's
   // is dropped with its template subtree; only template nodes of priority < budget are used.
+  [[nodiscard]] draft_tree draft(request_id, const draft_request& request) const { return draft(request); }
   [[nodiscard]] draft_tree draft(const draft_request& request) const {
     SPECDEC_ASSERT(!request.context.empty());
     const token_id root = request.context.back();
@@ -115,6 +119,7 @@ class token_recycling_drafter {
   // tokens are skipped; logits of another width than n_vocab are a caller bug (asserted, ignored).
   // top_k's SIMD version follows the compile flags, but every version returns the same ids, so the
   // matrix does not depend on them.
+  void observe(request_id, const step_outcome& outcome) { observe(outcome); }
   void observe(const step_outcome& outcome) {
     const logits_view& logits = outcome.logits;
     SPECDEC_ASSERT(logits.n_vocab == n_vocab_ && logits.n_rows >= outcome.tree.size());

@@ -1,7 +1,7 @@
 // Greedy acceptance (temperature 0): from the root, follow the child whose token equals the
 // target's argmax; the argmax at the last accepted node is the next token. The emitted tokens equal
 // plain greedy decoding whenever the backend's logits for a node do not depend on the rest of the
-// tree (batch-invariant kernels, DESIGN.md §3).
+// tree (batch-invariant kernels, docs/design.md "Exactness").
 #pragma once
 
 #include <specdec/core/draft_tree.hpp>

@@ -1,82 +1,141 @@
-// KV cache of the CPU backend: per layer and kv head, K and V rows for n_ctx slots.
-//   k, v: [n_layers, n_head_kv, n_ctx, head_dim]
-// Slots [0, n_past) hold committed positions. A forward step of n tokens writes its K/V into slots
-// [n_past, n_past + n) (row i of the step -> slot n_past + i); commit(rows) then moves the kept rows
-// to slots n_past, n_past + 1, ... in the given order, and the rest is overwritten by the next step.
+// Paged KV cache of the CPU backend: every sequence owns a list of pages, allocated when it grows and
+// recycled when it shrinks or is freed, so memory follows the tokens actually held, not
+// max_sequences x n_ctx.
+//   page:   K [n_layers, n_head_kv, page_slots, head_dim] followed by V of the same shape (fp32)
+//   slot s of a sequence lives in page table[s / page_slots] at offset s % page_slots
+// Slots [0, n_past) hold committed positions; pending row j (run since the last commit) lives in
+// slot n_past + j. commit(rows) moves the kept pending rows to slots n_past, n_past + 1, ...: the rows
+// of a root-to-node path increase, so rows[k] >= k and a forward copy never overwrites a source
+// before reading it.
+// Memory per cached token: 2 x n_layers x n_head_kv x head_dim x 4 bytes (SmolLM2-135M: 46 KB; one
+// 64-slot page 2.9 MB).
 #pragma once
 
 #include <specdec/error.hpp>
 
-#include <xtensor/xtensor.hpp>
-
-#include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 namespace specdec::cpu {
 
 class kv_cache {
  public:
+  static constexpr std::int32_t page_slots = 64;
+
   kv_cache() = default;
-  kv_cache(std::int32_t n_layers, std::int32_t n_head_kv, std::int32_t n_ctx, std::int32_t head_dim)
-      : n_ctx_(n_ctx), head_dim_(head_dim) {
-    const std::array<std::size_t, 4> shape{static_cast<std::size_t>(n_layers), static_cast<std::size_t>(n_head_kv),
-                                           static_cast<std::size_t>(n_ctx), static_cast<std::size_t>(head_dim)};
-    k_ = xt::zeros<float>(shape);
-    v_ = xt::zeros<float>(shape);
+  // max_slots: slots the pool may hold over all sequences (a multiple of page_slots is used).
+  kv_cache(std::int32_t n_layers, std::int32_t n_head_kv, std::int32_t head_dim, std::int64_t max_slots)
+      : n_layers_(n_layers), n_head_kv_(n_head_kv), head_dim_(head_dim),
+        max_pages_((max_slots + page_slots - 1) / page_slots) {}
+
+  // Floats of one K (or V) row block for one (layer, head) inside a page.
+  [[nodiscard]] std::size_t head_stride() const noexcept {
+    return static_cast<std::size_t>(page_slots) * static_cast<std::size_t>(head_dim_);
+  }
+  [[nodiscard]] std::size_t page_floats() const noexcept {
+    return 2 * static_cast<std::size_t>(n_layers_) * static_cast<std::size_t>(n_head_kv_) * head_stride();
+  }
+  [[nodiscard]] std::size_t bytes_per_token() const noexcept { return page_floats() * sizeof(float) / page_slots; }
+  [[nodiscard]] std::size_t bytes_allocated() const noexcept { return pages_.size() * page_floats() * sizeof(float); }
+  [[nodiscard]] std::int64_t pages_in_use() const noexcept {
+    return static_cast<std::int64_t>(pages_.size() - free_.size());
+  }
+  [[nodiscard]] std::int64_t max_pages() const noexcept { return max_pages_; }
+
+  // A sequence's page table.
+  struct table {
+    std::vector<std::int32_t> pages;
+    [[nodiscard]] std::int32_t capacity() const noexcept {
+      return static_cast<std::int32_t>(pages.size()) * page_slots;
+    }
+  };
+
+  // Pages a table needs to hold `slots` slots, beyond those it has.
+  [[nodiscard]] static std::int64_t pages_needed(const table& t, std::int64_t slots) noexcept {
+    const std::int64_t want = (slots + page_slots - 1) / page_slots;
+    return want > static_cast<std::int64_t>(t.pages.size()) ? want - static_cast<std::int64_t>(t.pages.size()) : 0;
+  }
+  [[nodiscard]] std::int64_t pages_available() const noexcept { return max_pages_ - pages_in_use(); }
+
+  // Grows t to hold `slots` slots. The caller checked pages_available() first, so that a forward
+  // fails before any state changes.
+  void reserve(table& t, std::int64_t slots) {
+    while (t.capacity() < slots) {
+      SPECDEC_ASSERT(pages_available() > 0);
+      if (!free_.empty()) {
+        t.pages.push_back(free_.back());
+        free_.pop_back();
+      } else {
+        pages_.emplace_back(allocate_page());
+        t.pages.push_back(static_cast<std::int32_t>(pages_.size() - 1));
+      }
+    }
   }
 
-  [[nodiscard]] std::int32_t n_ctx() const noexcept { return n_ctx_; }
-
-  // Row of slot `slot` for (layer, kv head): head_dim floats.
-  [[nodiscard]] float* k(std::int32_t layer, std::int32_t head, std::int32_t slot) noexcept {
-    return &k_(layer, head, slot, 0);
-  }
-  [[nodiscard]] float* v(std::int32_t layer, std::int32_t head, std::int32_t slot) noexcept {
-    return &v_(layer, head, slot, 0);
-  }
-  [[nodiscard]] const float* k(std::int32_t layer, std::int32_t head, std::int32_t slot) const noexcept {
-    return &k_(layer, head, slot, 0);
-  }
-  [[nodiscard]] const float* v(std::int32_t layer, std::int32_t head, std::int32_t slot) const noexcept {
-    return &v_(layer, head, slot, 0);
+  // Returns the pages past `slots` slots to the pool.
+  void shrink(table& t, std::int64_t slots) {
+    const auto keep = static_cast<std::size_t>((slots + page_slots - 1) / page_slots);
+    while (t.pages.size() > keep) {
+      free_.push_back(t.pages.back());
+      t.pages.pop_back();
+    }
   }
 
-  // Moves step rows `rows` (slot n_past + rows[k]) to slots n_past + k for every layer and head.
-  void gather(std::int32_t n_past, std::span<const std::int32_t> rows) {
-    const bool increasing = std::is_sorted(rows.begin(), rows.end()) &&
-                            std::adjacent_find(rows.begin(), rows.end()) == rows.end();
-    const std::size_t row_bytes = static_cast<std::size_t>(head_dim_) * sizeof(float);
-    for (auto* t : {&k_, &v_}) {
-      for (std::size_t l = 0; l < t->shape(0); ++l) {
-        for (std::size_t h = 0; h < t->shape(1); ++h) {
-          float* base = &(*t)(l, h, 0, 0);
-          if (increasing) {  // rows[k] >= k: sources are never overwritten before they are read
-            for (std::size_t k = 0; k < rows.size(); ++k) {
-              const auto src = static_cast<std::size_t>(n_past + rows[k]), dst = static_cast<std::size_t>(n_past) + k;
-              if (src != dst) std::memcpy(base + dst * head_dim_, base + src * head_dim_, row_bytes);
-            }
-          } else {
-            scratch_.resize(rows.size() * static_cast<std::size_t>(head_dim_));
-            for (std::size_t k = 0; k < rows.size(); ++k) {
-              std::memcpy(scratch_.data() + k * head_dim_, base + static_cast<std::size_t>(n_past + rows[k]) * head_dim_,
-                          row_bytes);
-            }
-            std::memcpy(base + static_cast<std::size_t>(n_past) * head_dim_, scratch_.data(), rows.size() * row_bytes);
-          }
+  [[nodiscard]] float* k(const table& t, std::int32_t layer, std::int32_t head, std::int32_t slot) const noexcept {
+    return row(t, 0, layer, head, slot);
+  }
+  [[nodiscard]] float* v(const table& t, std::int32_t layer, std::int32_t head, std::int32_t slot) const noexcept {
+    return row(t, 1, layer, head, slot);
+  }
+
+  // Moves slots from + rows[k] to slots from + k, for every layer, head, K and V. rows increase.
+  void gather(const table& t, std::int32_t from, std::span<const std::int32_t> rows) const {
+    const std::size_t bytes = static_cast<std::size_t>(head_dim_) * sizeof(float);
+    for (std::size_t k = 0; k < rows.size(); ++k) {
+      const std::int32_t src = from + rows[k], dst = from + static_cast<std::int32_t>(k);
+      SPECDEC_ASSERT(src >= dst);
+      if (src == dst) continue;
+      for (int kv = 0; kv < 2; ++kv) {
+        for (std::int32_t l = 0; l < n_layers_; ++l) {
+          for (std::int32_t h = 0; h < n_head_kv_; ++h) std::memcpy(row(t, kv, l, h, dst), row(t, kv, l, h, src), bytes);
         }
       }
     }
   }
 
  private:
-  std::int32_t n_ctx_ = 0;
-  std::int32_t head_dim_ = 0;
-  xt::xtensor<float, 4> k_;
-  xt::xtensor<float, 4> v_;
-  std::vector<float> scratch_;
+  struct free_deleter {
+    void operator()(float* p) const noexcept { std::free(p); }
+  };
+  using page_ptr = std::unique_ptr<float[], free_deleter>;
+
+  [[nodiscard]] page_ptr allocate_page() const {
+    const std::size_t bytes = (page_floats() * sizeof(float) + 63) / 64 * 64;
+    auto* p = static_cast<float*>(std::aligned_alloc(64, bytes));
+    if (p == nullptr) {
+      throw error(error_category::capacity, "kv_cache: out of memory allocating a " + std::to_string(bytes) + "-byte page");
+    }
+    std::memset(p, 0, bytes);
+    return page_ptr(p);
+  }
+
+  [[nodiscard]] float* row(const table& t, int kv, std::int32_t layer, std::int32_t head, std::int32_t slot) const noexcept {
+    float* page = pages_[static_cast<std::size_t>(t.pages[static_cast<std::size_t>(slot / page_slots)])].get();
+    const std::size_t block = (static_cast<std::size_t>(kv) * static_cast<std::size_t>(n_layers_) + static_cast<std::size_t>(layer)) *
+                                  static_cast<std::size_t>(n_head_kv_) +
+                              static_cast<std::size_t>(head);
+    return page + block * head_stride() + static_cast<std::size_t>(slot % page_slots) * static_cast<std::size_t>(head_dim_);
+  }
+
+  std::int32_t n_layers_ = 0, n_head_kv_ = 0, head_dim_ = 0;
+  std::int64_t max_pages_ = 0;
+  std::vector<page_ptr> pages_;
+  std::vector<std::int32_t> free_;
 };
 
 }  // namespace specdec::cpu

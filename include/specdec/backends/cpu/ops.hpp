@@ -1,6 +1,6 @@
 // Row-wise operations of the Llama forward pass on the CPU: RMSNorm, rotary position embedding and
 // SwiGLU. Each works on one token's row at a time with a fixed order of operations, so a token's
-// result never depends on how many tokens share the call (DESIGN.md §3, exactness). Elementwise
+// result never depends on how many tokens share the call (docs/design.md, "Exactness"). Elementwise
 // work runs through Eigen maps over the same memory; reductions use vec.hpp's fixed-order dot.
 #pragma once
 
@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 namespace specdec::cpu {
 
@@ -54,10 +55,17 @@ inline void rope_heads(float* x, std::int64_t n_heads, std::int64_t head_dim, st
 }
 
 // h[j] = silu(gate[j]) * up[j] for one row, where gate_up holds [gate (n_ff) | up (n_ff)].
-inline void swiglu_row(const float* gate_up, float* h, std::size_t n_ff) noexcept {
+// Eigen's vectorised exp and std::exp differ in the last bit, and Eigen computes the elements before
+// the destination's first packet boundary with the scalar one: a row written straight to `h` would
+// depend on h's address (on where the activation buffer happened to be allocated). The row is
+// computed into an aligned scratch row instead, so every row takes the same path.
+inline void swiglu_row(const float* gate_up, float* h, std::size_t n_ff) {
   const auto n = static_cast<Eigen::Index>(n_ff);
+  thread_local Eigen::ArrayXf scratch;  // Eigen allocates it aligned to its packet size
+  if (scratch.size() < n) scratch.resize(n);
   Eigen::Map<const Eigen::ArrayXf> g(gate_up, n), u(gate_up + n_ff, n);
-  Eigen::Map<Eigen::ArrayXf>(h, n) = g / (1.0f + (-g).exp()) * u;
+  scratch.head(n) = g / (1.0f + (-g).exp()) * u;
+  std::memcpy(h, scratch.data(), n_ff * sizeof(float));
 }
 
 // y[e] += x[e] for one row.
