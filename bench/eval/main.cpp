@@ -241,7 +241,7 @@ std::int64_t run(const options& o) {
   mo.n_ctx = o.ctx_size;
   mo.weights = cpu::parse_weight_format(o.weights);
   cpu::llama_cpu model(file, mo);
-  programs::report_weights(model, o.weights);
+  programs::report_weights(model, o.weights, o.quiet);
 
   generate_options opt;
   opt.end_tokens = end_of_generation_tokens(tok);

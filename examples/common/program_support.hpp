@@ -100,12 +100,19 @@ inline void add_weights_option(CLI::App& app, std::string& value) {
                  "q8, bf16, fp32 (default auto)");
 }
 
-// Says once on stderr what the backend holds: bytes, bytes streamed per token, conversions made.
+// Says once on stderr what the backend holds when the user asked for a storage (--weights other
+// than auto) or the load converted something (a format without a kernel); a plain run and
+// --json / --quiet runs with nothing converted keep stderr empty.
 template <class Model>
-void report_weights(const Model& m, const std::string& choice) {
-  std::fprintf(stderr, "weights (%s): %.1f MB held, %.1f MB read per forward step\n", choice.c_str(),
-               static_cast<double>(m.weight_bytes()) / 1e6, static_cast<double>(m.weight_bytes_per_step()) / 1e6);
-  for (const auto& line : m.weight_conversions()) std::fprintf(stderr, "weights: converted %s\n", line.c_str());
+void report_weights(const Model& m, const std::string& choice, bool quiet) {
+  const auto conversions = m.weight_conversions();
+  if (!quiet && choice != "auto") {
+    std::fprintf(stderr, "weights (%s): %.1f MB held, %.1f MB read per forward step\n", choice.c_str(),
+                 static_cast<double>(m.weight_bytes()) / 1e6, static_cast<double>(m.weight_bytes_per_step()) / 1e6);
+  }
+  if (choice == "auto") {
+    for (const auto& line : conversions) std::fprintf(stderr, "weights: converted %s\n", line.c_str());
+  }
 }
 
 }  // namespace specdec::programs

@@ -85,7 +85,7 @@ result run(const options& o) {
   mo.n_ctx = o.ctx_size;
   mo.weights = cpu::parse_weight_format(o.weights);
   cpu::llama_cpu model(file, mo);
-  programs::report_weights(model, o.weights);
+  programs::report_weights(model, o.weights, o.json);
 
   result r;
   if (o.no_chat_template) {
