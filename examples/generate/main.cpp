@@ -42,6 +42,7 @@ struct options {
   std::int64_t seed = -1;
   bool no_chat_template = false;
   std::int32_t threads = 0;
+  std::string weights = "fp32";
   std::int32_t ctx_size = 0;
   bool json = false;
   std::string method = "ar";
@@ -85,7 +86,9 @@ result run(const options& o) {
   cpu::llama_cpu_options mo;
   mo.n_threads = o.threads > 0 ? o.threads : static_cast<std::int32_t>(std::max(1u, std::thread::hardware_concurrency()));
   mo.n_ctx = o.ctx_size;
+  mo.weights = cpu::parse_weight_format(o.weights);
   cpu::llama_cpu model(file, mo);
+  programs::report_weights(model, o.weights, o.json);
 
   result r;
   if (o.no_chat_template) {
@@ -163,6 +166,7 @@ int main(int argc, char** argv) {
   app.add_option("--system", o.system, "system message for the chat template");
   app.add_flag("--no-chat-template", o.no_chat_template, "feed the prompt as plain text");
   app.add_option("-t,--threads", o.threads, "CPU threads (default: all cores)")->check(CLI::Range(1, 256));
+  specdec::programs::add_weights_option(app, o.weights);
   app.add_option("-c,--ctx-size", o.ctx_size, "KV cache size in tokens; 0 = the model's context")
       ->check(CLI::Range(0, 1 << 24));
   app.add_option("--method", o.method, "ar (default), a speculative method (see --list-methods), or skipdecode (lossy)");

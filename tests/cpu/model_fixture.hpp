@@ -1,4 +1,4 @@
-// Test helper: the default model, loaded once per test binary (loading dequantizes ~540 MB).
+// Test helper: the default model, loaded once per test binary.
 #pragma once
 
 #include <specdec/backends/cpu/llama_cpu.hpp>
@@ -10,8 +10,18 @@
 
 namespace specdec::test {
 
+// The default model as programs load it (--weights auto: the GGUF's own formats).
 inline cpu::llama_cpu& default_model() {
   static cpu::llama_cpu model(SPECDEC_TEST_MODEL, cpu::llama_cpu_options{2, 2048, 64});
+  return model;
+}
+
+// The default model with every weight dequantized to fp32 (--weights fp32), for the tests that hold
+// the forward to fp32 agreement with the float64 reference.
+inline cpu::llama_cpu& fp32_model() {
+  static cpu::llama_cpu model(SPECDEC_TEST_MODEL,
+                              cpu::llama_cpu_options{.n_threads = 2, .n_ctx = 2048, .n_batch = 64,
+                                                      .weights = cpu::weight_format::fp32});
   return model;
 }
 

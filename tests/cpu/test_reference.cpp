@@ -1,5 +1,6 @@
-// CPU backend against the independent NumPy reference (tools/reference/llama_ref.py): logits of
-// every position of the first 64 prompt tokens within relative error 2e-5, identical 32-token
+// CPU backend with fp32 weights (--weights fp32) against the independent NumPy reference
+// (tools/reference/llama_ref.py): logits of every position of the first 64 prompt tokens within
+// relative error 2e-5, identical 32-token
 // greedy continuations, and a layer-subset run against the reference with the same layers skipped.
 #include "model_fixture.hpp"
 #include "../gguf/test_support.hpp"
@@ -11,7 +12,7 @@
 
 using specdec::step_batch;
 using specdec::token_id;
-using specdec::test::default_model;
+using specdec::test::fp32_model;
 
 namespace {
 
@@ -31,7 +32,7 @@ double relative_error(std::span<const float> got, std::span<const float> want) {
 
 std::vector<token_id> greedy(std::span<const token_id> prompt, int n_new,
                              std::span<const std::int32_t> layers = {}) {
-  specdec::sequence_view<specdec::cpu::llama_cpu> m(default_model());
+  specdec::sequence_view<specdec::cpu::llama_cpu> m(fp32_model());
   m.reset();
   std::vector<token_id> out;
   auto l = layers.empty() ? m.prefill(prompt) : m.forward(step_batch::chain(prompt, 0), layers);
@@ -59,7 +60,7 @@ TEST_CASE("logits match the NumPy reference and greedy continuations are identic
   const auto ref = specdec::test::read_json(specdec::test::fixture("forward/forward_reference.json"));
   const auto n_vocab = ref["n_vocab"].get<std::size_t>();
   REQUIRE(ref["prompts"].size() >= 3);
-  specdec::sequence_view<specdec::cpu::llama_cpu> m(default_model());
+  specdec::sequence_view<specdec::cpu::llama_cpu> m(fp32_model());
   for (const auto& p : ref["prompts"]) {
     INFO("prompt " << p["id"].get<std::string>());
     const auto tokens = p["tokens"].get<std::vector<token_id>>();
@@ -88,7 +89,7 @@ TEST_CASE("a layer subset matches the reference run with the same layers skipped
   const auto layers = s["layers"].get<std::vector<std::int32_t>>();
   const auto tokens = s["tokens"].get<std::vector<token_id>>();
   const auto want = specdec::test::read_f32(specdec::test::fixture(s["logits_file"].get<std::string>()));
-  specdec::sequence_view<specdec::cpu::llama_cpu> m(default_model());
+  specdec::sequence_view<specdec::cpu::llama_cpu> m(fp32_model());
   m.reset();
   const auto l = m.forward(step_batch::chain(tokens, 0), layers);
   double worst = 0;

@@ -12,6 +12,8 @@ Writes into OUT/forward/:
                            min(64, prompt length) prompt tokens, one call from an empty cache
   skip.logits.f32          the same for the first 32 tokens of the first prompt, running every layer
                            but SKIPPED_LAYERS
+  weights_<w>.logits.f32   the first N_FORMAT_LOGITS tokens of the first prompt with the weights the
+                           C++ backend's --weights <w> holds (w = q8, bf16; LlamaRef(weights=w))
   forward_reference.json   token ids, file names, and greedy continuations (32 new tokens for each
                            prompt, 16 for the layer-skipping run) of the full, untruncated prompt;
                            generation does not stop at end-of-sequence; greedy_margins[i] is the
@@ -44,6 +46,8 @@ N_GREEDY = 32
 SKIPPED_LAYERS = [3, 7, 8, 20]
 N_SKIP_LOGITS = 32
 N_SKIP_GREEDY = 16
+N_FORMAT_LOGITS = 32
+CONVERTED_WEIGHTS = ["q8", "bf16"]
 
 
 def chatml(turn: str, system: str = SYSTEM) -> str:
@@ -138,6 +142,13 @@ def write_forward_fixtures(model_path, prompts_path, out_dir, *, render=None, to
                        "n_tokens": len(tokens), "tokens": tokens, "logits_file": "forward/skip.logits.f32",
                        "full_prompt_tokens": first["full_prompt_tokens"], "greedy": greedy,
                        "greedy_margins": margins}
+        doc["weights"] = {}
+        for w in CONVERTED_WEIGHTS:
+            converted = LlamaRef(model_path, weights=w)
+            name = f"forward/weights_{w}.logits.f32"
+            _write_f32(out_dir / name, converted.forward(first["full_prompt_tokens"][:N_FORMAT_LOGITS]))
+            doc["weights"][w] = {"logits_file": name, "n_tokens": N_FORMAT_LOGITS}
+            del converted
     return _write_doc(fwd_dir, doc)
 
 

@@ -200,8 +200,13 @@ def _dequantize(t: gguf.ReaderTensor) -> np.ndarray:
 class LlamaRef:
     """Llama (or Qwen2) forward pass with a KV cache. Not thread-safe; one sequence at a time."""
 
-    def __init__(self, model_path, dtype=np.float64, max_float64_bytes: int = 2 << 30):
+    def __init__(self, model_path, dtype=np.float64, max_float64_bytes: int = 2 << 30, weights: str = "file"):
+        """weights: "file" (the GGUF's tensors, dequantized), or the C++ backend's --weights q8 / bf16
+        conversions rebuilt with the gguf package's own quantizers: every 2-d tensor not already in
+        that format is quantized from its dequantized float32 values and dequantized again."""
         self.model_path = str(model_path)
+        if weights not in ("file", "q8", "bf16"):
+            raise ValueError("weights must be file, q8 or bf16")
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
             raise ValueError("dtype must be float32 or float64")
@@ -230,8 +235,12 @@ class LlamaRef:
         self.storage = (self.dtype if self.dtype == np.float32 or n_params * 8 <= max_float64_bytes
                         else np.dtype(np.float32))
 
+        convert_to = {"q8": gguf.GGMLQuantizationType.Q8_0, "bf16": gguf.GGMLQuantizationType.BF16}.get(weights)
+
         def load(name, shape, dtype=None):
             a = _dequantize(tensors[name])
+            if convert_to is not None and len(shape) == 2 and tensors[name].tensor_type != convert_to:
+                a = gguf.quants.dequantize(gguf.quants.quantize(a.astype(np.float32), convert_to), convert_to)
             if a.shape != shape:
                 raise UnsupportedModel(f"{name}: shape {a.shape}, expected {shape}")
             return a.astype(dtype or self.storage)

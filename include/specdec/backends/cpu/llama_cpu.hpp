@@ -2,8 +2,9 @@
 // boundary with every capability (concepts/sequence_model.hpp): many sequences, each with its own
 // paged KV cache (kv_cache.hpp); a batch of per-sequence steps per forward, whose rows stay pending
 // across forwards until commit; truncate; layer subsets; embedding-vector rows.
-// Weights are fp32 (dequantized at load); products use matmul.hpp, whose per-row reduction order
-// does not depend on the number of rows, so a row's logits are bit-identical whatever the batch.
+// Weights stay in the GGUF's formats (or the one llama_cpu_options::weights asks for); products use
+// project.hpp, whose per-row reduction order does not depend on the number of rows, so a row's
+// logits are bit-identical whatever the batch.
 #pragma once
 
 #include <specdec/backends/cpu/attention.hpp>
@@ -11,6 +12,7 @@
 #include <specdec/backends/cpu/llama_weights.hpp>
 #include <specdec/backends/cpu/matmul.hpp>
 #include <specdec/backends/cpu/ops.hpp>
+#include <specdec/backends/cpu/project.hpp>
 #include <specdec/backends/cpu/thread_pool.hpp>
 #include <specdec/core/batch.hpp>
 #include <specdec/core/step.hpp>
@@ -37,6 +39,7 @@ struct llama_cpu_options {
   std::int32_t max_sequences = 16;  // sequences held at once
   std::int64_t kv_slots = 0;        // KV slots over all sequences; 0 = max_sequences x n_ctx (pages are
                                     // allocated as sequences grow, so this is a cap, not a reservation)
+  weight_format weights = weight_format::fp32;  // storage of the weight matrices (--weights); fp32 until int8 activations keep quality (docs/design.md)
 };
 
 class llama_cpu {
@@ -61,7 +64,7 @@ class llama_cpu {
     }
     n_batch_ = opt.n_batch;
     max_sequences_ = opt.max_sequences;
-    weights_ = load_llama_weights(f, config_);
+    weights_ = load_llama_weights(f, config_, opt.weights);
     const std::int64_t slots = opt.kv_slots > 0 ? opt.kv_slots : static_cast<std::int64_t>(max_sequences_) * n_ctx_;
     cache_ = kv_cache(static_cast<std::int32_t>(config_.n_layers), static_cast<std::int32_t>(config_.n_head_kv),
                       static_cast<std::int32_t>(config_.head_dim), slots);
@@ -77,6 +80,10 @@ class llama_cpu {
   [[nodiscard]] std::int32_t n_layers() const noexcept { return static_cast<std::int32_t>(config_.n_layers); }
   [[nodiscard]] std::int32_t n_embd() const noexcept { return static_cast<std::int32_t>(config_.n_embd); }
   [[nodiscard]] std::int32_t n_threads() const noexcept { return static_cast<std::int32_t>(pool_.size()); }
+  // Bytes of weights held, and streamed per forward step; formats changed at load, one line each.
+  [[nodiscard]] std::size_t weight_bytes() const noexcept { return weights_.bytes(); }
+  [[nodiscard]] std::size_t weight_bytes_per_step() const noexcept { return weights_.bytes_per_step(); }
+  [[nodiscard]] std::vector<std::string> weight_conversions() const { return weights_.conversions.lines(); }
   [[nodiscard]] std::int32_t max_sequences() const noexcept { return max_sequences_; }
   [[nodiscard]] const kv_cache& cache() const noexcept { return cache_; }
 
@@ -169,7 +176,7 @@ class llama_cpu {
                                                         std::to_string(out.size()) + " floats, n_embd is " +
                                                         std::to_string(config_.n_embd));
     }
-    std::memcpy(out.data(), &weights_.token_embd(static_cast<std::size_t>(t), 0), out.size() * sizeof(float));
+    weights_.token_embd.dequantize_row(static_cast<std::size_t>(t), out.data());
   }
 
   // Runs a prompt on sequence s in chunks of n_batch, commits all of it, and returns the logits of its
@@ -376,8 +383,11 @@ class llama_cpu {
 
     for (std::int32_t i = 0; i < n; ++i) {
       const row_info& r = rows_[static_cast<std::size_t>(i)];
-      const float* in = r.embedding != nullptr ? r.embedding : &weights_.token_embd(static_cast<std::size_t>(r.token), 0);
-      std::memcpy(&x_(i, 0), in, e * sizeof(float));
+      if (r.embedding != nullptr) {
+        std::memcpy(&x_(i, 0), r.embedding, e * sizeof(float));
+      } else {
+        weights_.token_embd.dequantize_row(static_cast<std::size_t>(r.token), &x_(i, 0));
+      }
       rope_angles(r.position, c.n_rot, c.rope_freq_base, linear, freq_factors, &cos_(i, 0), &sin_(i, 0));
     }
 
@@ -397,7 +407,7 @@ class llama_cpu {
       ++next;
       const auto& w = weights_.layers[static_cast<std::size_t>(l)];
       for (std::int32_t i = 0; i < n; ++i) rms_norm_row(&x_(i, 0), w.attn_norm.data(), &xn_(i, 0), e, c.rms_eps);
-      matmul(pool_, w.wqkv.data(), qkv_cols, e, xn_.data(), static_cast<std::size_t>(n), qkv_.data());
+      project(pool_, w.wqkv, xn_.data(), static_cast<std::size_t>(n), qkv_.data());
       for (std::int32_t i = 0; i < n; ++i) {
         const row_info& r = rows_[static_cast<std::size_t>(i)];
         float* row = &qkv_(i, 0);
@@ -411,13 +421,13 @@ class llama_cpu {
         }
       }
       tree_attention(pool_, cache_, l, att_rows_, anc_slots_.data(), q_.data(), att_.data(), shape);
-      matmul(pool_, w.wo.data(), e, qd, att_.data(), static_cast<std::size_t>(n), tmp_.data());
+      project(pool_, w.wo, att_.data(), static_cast<std::size_t>(n), tmp_.data());
       for (std::int32_t i = 0; i < n; ++i) add_row(&x_(i, 0), &tmp_(i, 0), e);
 
       for (std::int32_t i = 0; i < n; ++i) rms_norm_row(&x_(i, 0), w.ffn_norm.data(), &xn_(i, 0), e, c.rms_eps);
-      matmul(pool_, w.w_gate_up.data(), 2 * ff, e, xn_.data(), static_cast<std::size_t>(n), gate_up_.data());
+      project(pool_, w.w_gate_up, xn_.data(), static_cast<std::size_t>(n), gate_up_.data());
       for (std::int32_t i = 0; i < n; ++i) swiglu_row(&gate_up_(i, 0), &ffn_(i, 0), ff);
-      matmul(pool_, w.w_down.data(), e, ff, ffn_.data(), static_cast<std::size_t>(n), tmp_.data());
+      project(pool_, w.w_down, ffn_.data(), static_cast<std::size_t>(n), tmp_.data());
       for (std::int32_t i = 0; i < n; ++i) add_row(&x_(i, 0), &tmp_(i, 0), e);
     }
 
@@ -428,7 +438,7 @@ class llama_cpu {
     const auto vocab = static_cast<std::size_t>(c.n_vocab);
     if (logits_.size() < static_cast<std::size_t>(n_out) * vocab) logits_.resize(static_cast<std::size_t>(n_out) * vocab);
     if (n_out > 0) {
-      matmul(pool_, weights_.head(), vocab, e, xn_.data(), static_cast<std::size_t>(n_out), logits_.data());
+      project(pool_, weights_.head(), xn_.data(), static_cast<std::size_t>(n_out), logits_.data());
     }
     result.rows = logits_view{logits_.data(), n_out, n_vocab()};
     return result;
