@@ -1,9 +1,11 @@
 // CPU backend with fp32 weights (--weights fp32) against the independent NumPy reference
 // (tools/reference/llama_ref.py): logits of every position of the first 64 prompt tokens within
-// relative error 2e-5, identical 32-token
-// greedy continuations, and a layer-subset run against the reference with the same layers skipped.
+// relative error 2e-5, identical 32-token greedy continuations, and a layer-subset run against the
+// reference with the same layers skipped (bound 1e-4, see below).
 #include "model_fixture.hpp"
 #include "../gguf/test_support.hpp"
+
+#include "../numerics.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -14,21 +16,17 @@ using specdec::step_batch;
 using specdec::token_id;
 using specdec::test::fp32_model;
 
+using specdec::test::relative_error;
+
 namespace {
 
 // fp32 weights and activations against a float64 forward: measured worst 4.0e-6 over every position
 // of 4 prompts (30 layers of fp32 rounding); the bound leaves a 5x margin.
 constexpr double max_relative_error = 2e-5;
-
-double relative_error(std::span<const float> got, std::span<const float> want) {
-  double num = 0, den = 0;
-  for (std::size_t i = 0; i < got.size(); ++i) {
-    const double d = static_cast<double>(got[i]) - want[i];
-    num += d * d;
-    den += static_cast<double>(want[i]) * want[i];
-  }
-  return std::sqrt(num / den);
-}
+// With layers skipped the residual stream reaches the head in a regime the model was not trained for
+// and the fp32 rounding grows: measured worst 1.30e-5 on an AVX2+FMA host and 2.30e-5 on the CI host
+// (its wider vector path sums in another order). The bound leaves a 4x margin over the worst.
+constexpr double max_relative_error_skipped = 1e-4;
 
 std::vector<token_id> greedy(std::span<const token_id> prompt, int n_new,
                              std::span<const std::int32_t> layers = {}) {
@@ -96,7 +94,8 @@ TEST_CASE("a layer subset matches the reference run with the same layers skipped
   for (std::int32_t i = 0; i < l.n_rows; ++i) {
     worst = std::max(worst, relative_error(l.row(i), {want.data() + static_cast<std::size_t>(i) * n_vocab, n_vocab}));
   }
-  CHECK(worst < max_relative_error);
+  CHECK(worst < max_relative_error_skipped);
+  WARN("worst relative error over " << l.n_rows << " positions with layers skipped: " << worst);
   const auto want_greedy = s["greedy"].get<std::vector<token_id>>();
   CHECK(greedy(s["full_prompt_tokens"].get<std::vector<token_id>>(), static_cast<int>(want_greedy.size()), layers) ==
         want_greedy);
