@@ -10,8 +10,16 @@
 //  [3] sat [4] ran
 //    |
 //  [5] on
+//
+// Trees drawn from a draft model (drafters/model_drafter.hpp) also carry the distributions their
+// children were drawn from, which the sampling rule needs (verify/sampling.hpp): q_of[i] >= 0 names
+// the distribution q[q_of[i]] from which node i's children were drawn, in the order of their indices
+// and without replacement (child k from q with the tokens of children 0..k-1 removed, renormalised).
+// Such a distribution is sparse (the drafter's top tokens), one per expanded node: at vocabulary
+// 49,152 and 32 kept tokens, 256 bytes per expanded node instead of a 192 KB dense row.
 #pragma once
 
+#include <specdec/core/sampling.hpp>
 #include <specdec/core/types.hpp>
 #include <specdec/error.hpp>
 
@@ -28,6 +36,24 @@ struct draft_tree {
   std::vector<std::int32_t> parent;  // [n_nodes], parent[0] == -1
   std::vector<std::int32_t> depth;   // [n_nodes], depth[0] == 0
   std::vector<float> draft_prob;     // [n_nodes] or empty: q(token | path) when the drafter has one
+  std::vector<std::int32_t> q_of;    // [n_nodes] or empty: index into q, or -1 (see above)
+  std::vector<token_distribution> q; // distributions children were drawn from
+
+  // The node's children were drawn from a distribution (the sampling rule tries them in order).
+  [[nodiscard]] const token_distribution* children_drawn_from(std::int32_t node) const noexcept {
+    if (q_of.empty()) return nullptr;
+    const std::int32_t k = q_of[static_cast<std::size_t>(node)];
+    return k < 0 ? nullptr : &q[static_cast<std::size_t>(k)];
+  }
+
+  // Records that node's children are (or will be) drawn from d; returns its index in q.
+  std::int32_t set_children_distribution(std::int32_t node, token_distribution d) {
+    SPECDEC_ASSERT(node >= 0 && node < size());
+    q_of.resize(tokens.size(), -1);
+    q.push_back(std::move(d));
+    q_of[static_cast<std::size_t>(node)] = static_cast<std::int32_t>(q.size()) - 1;
+    return q_of[static_cast<std::size_t>(node)];
+  }
 
   [[nodiscard]] std::int32_t size() const noexcept { return static_cast<std::int32_t>(tokens.size()); }
   [[nodiscard]] token_id root() const noexcept { return tokens.front(); }
@@ -49,6 +75,7 @@ struct draft_tree {
     parent.push_back(parent_node);
     depth.push_back(depth[static_cast<std::size_t>(parent_node)] + 1);
     if (!std::isnan(prob)) draft_prob.push_back(prob);
+    if (!q_of.empty()) q_of.push_back(-1);
     return size() - 1;
   }
 
@@ -73,12 +100,19 @@ struct draft_tree {
     if (parent.size() != tokens.size() || depth.size() != tokens.size()) fail("tokens, parent and depth differ in size");
     if (!draft_prob.empty() && draft_prob.size() != tokens.size()) fail("draft_prob must be empty or one per node");
     if (parent[0] != -1 || depth[0] != 0) fail("node 0 must be the root (parent -1, depth 0)");
+    if (!q_of.empty() && q_of.size() != tokens.size()) fail("q_of must be empty or one per node");
+    for (std::size_t i = 0; i < q_of.size(); ++i) {
+      if (q_of[i] < -1 || q_of[i] >= static_cast<std::int32_t>(q.size())) fail("q_of of node " + std::to_string(i) + " names no distribution");
+    }
     for (std::size_t i = 1; i < tokens.size(); ++i) {
       const std::int32_t p = parent[i];
       if (p < 0 || static_cast<std::size_t>(p) >= i) fail("parent of node " + std::to_string(i) + " is not an earlier node");
       if (depth[i] != depth[static_cast<std::size_t>(p)] + 1) fail("depth of node " + std::to_string(i) + " is wrong");
       for (std::size_t j = static_cast<std::size_t>(p) + 1; j < i; ++j) {
         if (parent[j] == p && tokens[j] == tokens[i]) fail("nodes " + std::to_string(j) + " and " + std::to_string(i) + " are siblings with the same token");
+      }
+      if (const auto* d = children_drawn_from(p); d != nullptr && !(d->prob(tokens[i]) > 0.0f)) {
+        fail("node " + std::to_string(i) + " has a token its parent's draft distribution gives no mass");
       }
     }
   }
