@@ -16,6 +16,8 @@
 #include "model_fixture.hpp"
 #include "../gguf/test_support.hpp"
 
+#include "../numerics.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -24,17 +26,9 @@
 using specdec::step_batch;
 using specdec::token_id;
 
-namespace {
+using specdec::test::relative_error;
 
-double relative_error(std::span<const float> got, std::span<const float> want) {
-  double num = 0, den = 0;
-  for (std::size_t i = 0; i < got.size(); ++i) {
-    const double d = static_cast<double>(got[i]) - want[i];
-    num += d * d;
-    den += static_cast<double>(want[i]) * want[i];
-  }
-  return std::sqrt(num / den);
-}
+namespace {
 
 }  // namespace
 

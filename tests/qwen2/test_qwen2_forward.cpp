@@ -4,6 +4,8 @@
 // continuations of the whole prompts.
 #include "qwen2_support.hpp"
 
+#include "../numerics.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -15,19 +17,11 @@
 using specdec::step_batch;
 using specdec::token_id;
 
+using specdec::test::relative_error;
+
 namespace {
 
 // ||got - want|| / ||want|| over one row of logits.
-double relative_error(std::span<const float> got, std::span<const float> want) {
-  double num = 0, den = 0;
-  for (std::size_t i = 0; i < got.size(); ++i) {
-    const double d = static_cast<double>(got[i]) - want[i];
-    num += d * d;
-    den += static_cast<double>(want[i]) * want[i];
-  }
-  return std::sqrt(num / den);
-}
-
 token_id argmax(std::span<const float> r) {
   return static_cast<token_id>(std::max_element(r.begin(), r.end()) - r.begin());
 }
