@@ -57,6 +57,7 @@ struct options {
   bool no_chat_template = false;
   bool quiet = false;
   std::vector<std::int32_t> batches;  // --batch: decode the prompts as concurrent requests, B at a time
+  programs::draft_cli_options draft;  // dyspec, dyspec-level, sps, specinfer
 };
 
 constexpr std::int32_t warmup_tokens = 16;
@@ -199,14 +200,21 @@ std::int64_t run(const options& o) {
   r.chat_template = !o.no_chat_template;
 
   const gguf::file file(r.model);
-  const llama_config config = read_llama_config(file);  // the clearest error for a wrong model comes first
-  const auto n_vocab = static_cast<std::int32_t>(config.n_vocab);
+  (void)read_llama_config(file);  // the clearest error for a wrong model comes first
+
+  // The model first: draft-model methods draft with it (self-speculation) or next to it.
+  cpu::llama_cpu_options mo;
+  mo.n_threads = r.threads;
+  mo.n_ctx = o.ctx_size;
+  mo.weights = cpu::parse_weight_format(o.weights);
+  cpu::llama_cpu model(file, mo);
+  programs::report_weights(model, o.weights, o.quiet);
 
   // One method object per configuration, for the whole run. configs[0] is AR.
   std::vector<programs::method> methods;
   const auto names = method_list(o.methods);
   for (const auto& name : names) {
-    methods.push_back(programs::make_method(name, n_vocab, o.budget));
+    methods.push_back(programs::make_any_method(name, model, mo, o.budget, o.draft));
     r.configs.push_back({name, methods.back().budget, true, false, {}, {}});
   }
   if (!o.sweep_budgets.empty() && names.size() < 2) {
@@ -218,7 +226,7 @@ std::int64_t run(const options& o) {
         r.configs[k].in_sweep = true;
         continue;
       }
-      methods.push_back(programs::make_method(names[k], n_vocab, b));
+      methods.push_back(programs::make_any_method(names[k], model, mo, b, o.draft));
       r.configs.push_back({names[k], methods.back().budget, false, true, {}, {}});
     }
   }
@@ -236,12 +244,6 @@ std::int64_t run(const options& o) {
     r.prompt_tokens.push_back(static_cast<std::int64_t>(prompt_tokens.back().size()));
   }
 
-  cpu::llama_cpu_options mo;
-  mo.n_threads = r.threads;
-  mo.n_ctx = o.ctx_size;
-  mo.weights = cpu::parse_weight_format(o.weights);
-  cpu::llama_cpu model(file, mo);
-  programs::report_weights(model, o.weights, o.quiet);
 
   generate_options opt;
   opt.end_tokens = end_of_generation_tokens(tok);
@@ -328,6 +330,7 @@ int main(int argc, char** argv) {
   app.add_option("--limit", o.limit, "use only the first N prompts (after --categories); 0 = all")
       ->check(CLI::Range(0, 1 << 30));
   app.add_option("--categories", o.categories, "comma-separated categories to keep")->delimiter(',');
+  specdec::programs::add_draft_options(app, o.draft);
   app.add_option("--sweep-budget", o.sweep_budgets, "comma-separated budgets to sweep for each non-AR method")
       ->delimiter(',')
       ->check(CLI::Range(1, 1 << 16));

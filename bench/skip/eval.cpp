@@ -103,6 +103,9 @@ decoded greedy_decode(skipper& sd, const std::vector<token_id>& prompt, std::int
 // Summed next-token loss of `target` after `prompt`, teacher-forced through the wrapper: one chain
 // step per schedule phase, so every row runs exactly its scheduled set.
 double teacher_forced_nll(skipper& sd, const std::vector<token_id>& prompt, const std::vector<token_id>& target) {
+  if (prompt.size() < 2 || target.empty()) {
+    throw specdec::error(specdec::error_category::invalid_argument, "teacher-forced NLL needs a prompt of 2+ tokens and a target");
+  }
   const seq_id s = sd.create_sequence();
   const std::vector<token_id> pre(prompt.begin(), prompt.end() - 1);
   sd.forward(forward_batch{{sequence_step::chain(s, pre, 0, logits_request::none)}});

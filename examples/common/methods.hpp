@@ -3,7 +3,19 @@
 //   ar                autoregressive baseline (root-only trees)
 //   token-recycling   Token Recycling (arXiv 2408.08696)
 //   lookahead         Lookahead trie (arXiv 2312.12728)
+//   dyspec            DySpec, Algorithm 1 (arXiv 2410.11744): heap-grown tree, one draft forward per node
+//   dyspec-level      DySpec, Algorithm 2: one batched draft forward per tree level, value threshold
+//   sps               chain speculative sampling: budget - 1 tokens drawn from the draft
+//   specinfer         a fixed k-ary tree drawn from the draft (SpecInfer-style)
+// The last four need a draft model: --draft-model (a second GGUF with the target's vocabulary) or
+// --draft-layers (self-speculation: the target on a subset of its layers; the default when neither
+// is given is its first four fifths: on SmolLM2-135M fewer layers are accepted too rarely, see
+// docs/methods/dyspec.md).
 #pragma once
+
+#include <specdec/core/layer_subset.hpp>
+#include <specdec/drafters/model_drafter.hpp>
+#include <specdec/model/gguf/reader.hpp>
 
 #include <specdec/backends/cpu/llama_cpu.hpp>
 #include <specdec/core/sampling.hpp>
@@ -15,47 +27,153 @@
 #include <specdec/verify/greedy.hpp>
 #include <specdec/verify/sampling.hpp>
 
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace specdec::programs {
 
-inline std::vector<std::string> method_names() { return {"ar", "token-recycling", "lookahead"}; }
+inline std::vector<std::string> method_names() {
+  return {"ar", "token-recycling", "lookahead", "dyspec", "dyspec-level", "sps", "specinfer"};
+}
+
+inline bool is_draft_model_method(const std::string& name) {
+  return name == "dyspec" || name == "dyspec-level" || name == "sps" || name == "specinfer";
+}
+
+// The draft-model flags of both programs.
+struct draft_cli_options {
+  std::string model;          // --draft-model: a second GGUF
+  std::string layers;         // --draft-layers: self-speculation on these target layers
+  float temperature = 0.6f;   // --draft-temp
+  double threshold = 0;       // --threshold (dyspec-level); 0 = 1 / budget
+  std::int32_t top_k = 32;    // --draft-top-k: tokens kept in each draft distribution
+};
+
+inline void add_draft_options(CLI::App& app, draft_cli_options& d) {
+  app.add_option("--draft-model", d.model, "draft GGUF for dyspec / sps / specinfer (same vocabulary as the model)");
+  app.add_option("--draft-layers", d.layers,
+                 "self-speculation: draft with these layers of the model, e.g. first:24 or 0-20,25-29 (default: the first 4/5)");
+  app.add_option("--draft-temp", d.temperature, "draft temperature (default 0.6; 0 = the draft's argmax)")
+      ->check(CLI::Range(0.0f, 100.0f));
+  app.add_option("--threshold", d.threshold, "dyspec-level: smallest node value drawn from; 0 = 1 / budget")
+      ->check(CLI::Range(0.0, 0.999999));
+  app.add_option("--draft-top-k", d.top_k, "tokens kept in each draft distribution (default 32; 0 = all)")
+      ->check(CLI::Range(0, 1 << 30));
+}
 
 // Default tree budgets (nodes per step, root included) for this CPU, from the budget sweep in
 // docs/benchmarks.md.
 inline constexpr std::int32_t default_token_recycling_budget = 5;
 inline constexpr std::int32_t default_lookahead_budget = 5;
+inline constexpr std::int32_t default_dyspec_budget = 8;
+inline constexpr std::int32_t default_sps_budget = 5;
+inline constexpr std::int32_t default_specinfer_budget = 8;
 
 struct method {
   std::string name;
+  std::shared_ptr<void> keep;  // what the drafter points into (a draft model); outlives it
   any_drafter drafter;
-  std::int32_t budget = 1;  // tree nodes per step, root included
+  std::int32_t budget = 1;     // tree nodes per step, root included
+  // Draft-model methods: the drafter's counters (forwards, time), and what drafts.
+  std::function<model_drafter_counters()> draft_counters;
+  std::string draft_source;
 };
 
-// budget 0 = the method's default for this CPU.
+namespace detail {
+
+template <class Draft>
+method model_method(const std::string& name, std::shared_ptr<void> keep, Draft& draft, const draft_cli_options& d,
+                    std::int32_t budget, std::string source) {
+  model_drafter_options o;
+  o.shape = name == "dyspec" ? draft_shape::dyspec
+          : name == "dyspec-level" ? draft_shape::dyspec_level
+          : name == "sps" ? draft_shape::chain
+                          : draft_shape::kary;
+  o.temperature = d.temperature;
+  o.threshold = d.threshold;
+  o.top_k = d.top_k;
+  const std::int32_t b = budget > 0 ? budget
+                       : o.shape == draft_shape::chain ? default_sps_budget
+                       : o.shape == draft_shape::kary ? default_specinfer_budget
+                                                      : default_dyspec_budget;
+  if (b < 2) throw error(error_category::invalid_argument, name + " needs a budget of at least 2 nodes");
+  method m{name, std::move(keep), any_drafter(model_drafter<Draft>(draft, o)), b, {}, {}};
+  auto* md = m.drafter.target<model_drafter<Draft>>();
+  m.draft_counters = [md] { return md->counters(); };
+  m.draft_source = std::move(source);
+  return m;
+}
+
+}  // namespace detail
+
+// A draft-model method on `target`: --draft-model loads a second GGUF (same threads, context and
+// weight format), else --draft-layers (default: the first four fifths of the target's layers).
+inline method make_model_method(const std::string& name, cpu::llama_cpu& target, const cpu::llama_cpu_options& target_opt,
+                                std::int32_t budget, const draft_cli_options& d) {
+  if (!d.model.empty() && !d.layers.empty()) {
+    throw error(error_category::invalid_argument, "--draft-model and --draft-layers exclude each other");
+  }
+  if (!d.model.empty()) {
+    const gguf::file f(d.model);
+    auto draft = std::make_shared<cpu::llama_cpu>(f, target_opt);
+    if (draft->n_vocab() != target.n_vocab()) {
+      throw error(error_category::invalid_argument, "--draft-model " + d.model + " has a vocabulary of " +
+                                                        std::to_string(draft->n_vocab()) + " tokens, the model " +
+                                                        std::to_string(target.n_vocab()));
+    }
+    auto& ref = *draft;
+    return detail::model_method(name, draft, ref, d, budget, "model " + d.model);
+  }
+  const std::string spec = d.layers.empty() ? "first:" + std::to_string(std::max(1, 4 * target.n_layers() / 5)) : d.layers;
+  std::shared_ptr<layer_subset<cpu::llama_cpu>> sub;
+  try {
+    sub = std::make_shared<layer_subset<cpu::llama_cpu>>(target, parse_layer_list(spec));
+  } catch (const error& e) {
+    throw error(e.category(), "--draft-layers " + spec + ": " + e.what());
+  }
+  auto& ref = *sub;
+  return detail::model_method(name, sub, ref, d, budget, "layers " + spec);
+}
+
+// budget 0 = the method's default for this CPU. Methods without a draft model only.
 inline method make_method(const std::string& name, std::int32_t n_vocab, std::int32_t budget = 0) {
-  if (name == "ar") return method{name, any_drafter(null_drafter{}), 1};
+  if (is_draft_model_method(name)) {
+    throw error(error_category::invalid_argument, "method '" + name + "' needs a draft model (make_model_method)");
+  }
+  if (name == "ar") return method{name, nullptr, any_drafter(null_drafter{}), 1, {}, {}};
   if (name == "token-recycling") {
     // The greedy static tree of exactly budget - 1 drafted nodes (tree_template.hpp).
     const std::int32_t b = budget > 0 ? budget : default_token_recycling_budget;
     if (b < 2) throw error(error_category::invalid_argument, "token-recycling needs a budget of at least 2 nodes");
     token_recycling_options o;
     o.tree = "tr-" + std::to_string(b - 1);
-    return method{name, any_drafter(token_recycling_drafter(n_vocab, o)), b};
+    return method{name, nullptr, any_drafter(token_recycling_drafter(n_vocab, o)), b, {}, {}};
   }
   if (name == "lookahead") {
     lookahead_options o;
     o.decoding_length = budget > 0 ? budget : default_lookahead_budget;
     o.validate();
-    return method{name, any_drafter(lookahead_trie_drafter(o)), o.decoding_length};
+    return method{name, nullptr, any_drafter(lookahead_trie_drafter(o)), o.decoding_length, {}, {}};
   }
   std::string valid;
   for (const auto& n : method_names()) valid += (valid.empty() ? "" : ", ") + n;
   throw error(error_category::invalid_argument, "unknown method '" + name + "' (valid: " + valid + ")");
 }
 
-// Runs the decode loop: greedy rule at temperature 0, the lossless sampling rule otherwise. Model is
+// Either kind of method by name.
+inline method make_any_method(const std::string& name, cpu::llama_cpu& target, const cpu::llama_cpu_options& target_opt,
+                              std::int32_t budget, const draft_cli_options& d) {
+  if (is_draft_model_method(name)) return make_model_method(name, target, target_opt, budget, d);
+  return make_method(name, target.n_vocab(), budget);
+}
+
+// Runs the decode loop: greedy rule at temperature 0, the lossless sampling rule otherwise (it
+// verifies trees drawn from a draft distribution with multi-candidate speculative sampling). Model is
 // llama_cpu or a wrapper of it (skip::skip_decode).
 template <class Model>
 generate_result run_method(Model& model, method& m, std::span<const token_id> prompt, const sampling_params& sp,

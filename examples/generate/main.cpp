@@ -22,6 +22,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -48,6 +49,7 @@ struct options {
   std::string method = "ar";
   std::int32_t budget = 0;
   specdec::programs::skip_cli_options skip;
+  specdec::programs::draft_cli_options draft;
 };
 
 struct result {
@@ -57,6 +59,8 @@ struct result {
   std::string stop_reason;
   specdec::decode_stats stats;
   std::uint64_t seed = 0;
+  std::string draft_source;                       // draft-model methods
+  std::optional<specdec::model_drafter_counters> draft;
 };
 
 std::string read_prompt_file(const std::string& path) {
@@ -111,7 +115,10 @@ result run(const options& o) {
   r.seed = o.seed >= 0 ? static_cast<std::uint64_t>(o.seed) : std::random_device{}();
   // SkipDecode: autoregressive decoding on a model that skips layers (lossy).
   const bool skipdecode = o.method == programs::skipdecode_name;
-  programs::method m = programs::make_method(skipdecode ? "ar" : o.method, model.n_vocab(), o.budget);
+  if (!programs::is_draft_model_method(o.method) && (!o.draft.model.empty() || !o.draft.layers.empty())) {
+    throw error(error_category::invalid_argument, "--draft-model / --draft-layers need --method dyspec, dyspec-level, sps or specinfer");
+  }
+  programs::method m = programs::make_any_method(skipdecode ? "ar" : o.method, model, mo, o.budget, o.draft);
   if (m.budget > model.n_ctx()) {
     throw error(error_category::invalid_argument, "--budget " + std::to_string(m.budget) +
                                                       " exceeds the context size " + std::to_string(model.n_ctx()));
@@ -138,6 +145,10 @@ result run(const options& o) {
   }
   r.tokens = g.tokens;
   r.stats = g.stats;
+  if (m.draft_counters) {
+    r.draft = m.draft_counters();
+    r.draft_source = m.draft_source;
+  }
   r.stop_reason = to_string(g.reason);
   if (!o.json) {
     printer.flush();
@@ -173,6 +184,7 @@ int main(int argc, char** argv) {
   specdec::programs::add_skip_options(app, o.skip);
   app.add_option("--budget", o.budget, "draft tree size in nodes, root included; 0 = the method's default")
       ->check(CLI::Range(0, 1 << 16));
+  specdec::programs::add_draft_options(app, o.draft);
   bool list_methods = false;
   app.add_flag("--list-methods", list_methods, "print the method names and exit");
   app.add_flag("--json", o.json, "print one JSON object (text, token ids, stats) on stdout and nothing else");
@@ -211,6 +223,11 @@ int main(int argc, char** argv) {
       j["mat"] = st.mat();
       j["accepted_by_depth"] = st.accepted_by_depth;
       j["draft_s"] = st.draft_s + st.observe_s;
+      if (r.draft) {
+        j["draft"] = {{"source", r.draft_source},     {"forwards", r.draft->forwards},
+                      {"rows", r.draft->rows},         {"forward_s", r.draft->forward_s},
+                      {"grow_s", r.draft->grow_s},     {"nodes", r.draft->nodes}};
+      }
       std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     } else {
       std::fprintf(stderr, "[specdec] prompt %zu tokens | prefill %.1f tok/s | decode %.1f tok/s (%zu tokens) | stop: %s\n",
@@ -218,6 +235,12 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "[specdec] method %s | n_drafted %lld | n_accept %lld | accept %.1f%% | MAT %.2f | steps %lld\n",
                    o.method.c_str(), static_cast<long long>(st.n_drafted), static_cast<long long>(st.n_accept),
                    100.0 * st.accept_rate(), st.mat(), static_cast<long long>(st.steps));
+      if (r.draft) {
+        const double share = st.total_s > 0 ? r.draft->forward_s / st.total_s : 0.0;
+        std::fprintf(stderr, "[specdec] draft %s | %lld forwards (%lld rows) | %.0f%% of decode time in draft forwards, %.0f%% growing trees\n",
+                     r.draft_source.c_str(), static_cast<long long>(r.draft->forwards), static_cast<long long>(r.draft->rows),
+                     100.0 * share, st.total_s > 0 ? 100.0 * r.draft->grow_s / st.total_s : 0.0);
+      }
     }
     return 0;
   } catch (const specdec::error& e) {

@@ -52,6 +52,12 @@ expect_error "unknown flag" "bogus" -m "$model" -p hi --bogus
 expect_error "no prompt" "prompt" -m "$model"
 expect_error "unknown method" "unknown method 'nope'" -m "$model" -p hi --method nope
 expect_error "not a number" "n-predict" -m "$model" -p hi -n many
+expect_error "draft flags without a draft method" "need --method dyspec" -m "$model" -p hi --draft-layers first:4
+expect_error "draft layer list out of range" "--draft-layers 0-40: layer subset: layer 30 outside" -m "$model" -p hi --method sps --draft-layers 0-40
+expect_error "draft layer list not ascending" "ascending" -m "$model" -p hi --method sps --draft-layers 5,2
+expect_error "both draft sources" "exclude each other" -m "$model" -p hi --method sps --draft-layers first:4 --draft-model "$model"
+expect_error "missing draft model" "cannot open" -m "$model" -p hi --method dyspec --draft-model "$tmp/nope.gguf"
+expect_error "budget too small for a draft method" "at least 2 nodes" -m "$model" -p hi --method sps --budget 1
 
 # Every method gives the autoregressive greedy output, token for token.
 "$bin" -m "$model" -p "List three colours." -n 24 --temp 0 --json --method ar >"$tmp/ar.json" 2>/dev/null
