@@ -11,9 +11,10 @@
 // One drafter object serves every request of a decoder: several requests are open at once (between
 // their begin and end), and calls for different requests interleave. What is shared between
 // requests (Token Recycling's matrix) and what belongs to one (Lookahead's prompt n-grams) is the
-// drafter's choice. Drafters must be deterministic given what they have observed: the sampling
-// rule's exactness relies on a draft not depending on the random numbers of the step that verifies
-// it (other requests' outcomes use other random streams).
+// drafter's choice. The sampling rule's exactness relies on a draft not depending on the random
+// numbers of the step that verifies it: drafters without distributions are deterministic given what
+// they have observed; drafters that draw from a draft model (model_drafter) use their own random
+// streams (other requests' outcomes use other random streams).
 #pragma once
 
 #include <specdec/core/draft_tree.hpp>

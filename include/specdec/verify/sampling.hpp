@@ -95,14 +95,8 @@ struct sampling_rule {
     while (true) {
       const token_distribution* q = tree.children_drawn_from(node);
       if (q == nullptr) {  // children without a distribution: the plain walk step
-        const token_id x = choose(logits.row(node), params, rng);
-        const std::int32_t child = tree.find_child(node, x);
-        if (child < 0) {
-          a.next_token = x;
-          return a;
-        }
-        a.path.push_back(child);
-        node = child;
+        node = detail::walk_step(tree, node, choose(logits.row(node), params, rng), a);
+        if (node < 0) return a;
         continue;
       }
       p.assign(distribution(logits.row(node), params), logits.n_vocab);
