@@ -2,7 +2,8 @@
 // sequence on top of a 256-token cache, n = 1..64 (this curve decides tree budgets), and of B
 // sequences with one row each (batched decoding). docs/benchmarks.md has the numbers.
 //   build/bench/bench_forward [--benchmark_repetitions=5 --benchmark_report_aggregates_only=true]
-// The model path comes from SPECDEC_MODEL when set, else the default model; threads from SPECDEC_THREADS.
+// The model path comes from SPECDEC_MODEL when set, else the default model; threads from SPECDEC_THREADS;
+// SPECDEC_WEIGHTS and SPECDEC_ACTIVATIONS take --weights / --activations values (default auto, f32).
 #include <specdec/backends/cpu/llama_cpu.hpp>
 
 #include <benchmark/benchmark.h>
@@ -18,8 +19,14 @@ specdec::cpu::llama_cpu& model() {
   static specdec::cpu::llama_cpu m = [] {
     const char* path = std::getenv("SPECDEC_MODEL");
     const char* threads = std::getenv("SPECDEC_THREADS");
+    const char* weights = std::getenv("SPECDEC_WEIGHTS");          // --weights value, default auto
+    const char* activations = std::getenv("SPECDEC_ACTIVATIONS");  // --activations value, default f32
     specdec::cpu::llama_cpu_options opt;
     opt.n_threads = threads != nullptr ? std::atoi(threads) : 2;
+    if (weights != nullptr) opt.weights = specdec::cpu::parse_weight_format(weights, "SPECDEC_WEIGHTS");
+    if (activations != nullptr) {
+      opt.activations = specdec::cpu::parse_activation_format(activations, "SPECDEC_ACTIVATIONS");
+    }
     opt.n_ctx = 512;
     opt.max_sequences = 8;
     return specdec::cpu::llama_cpu(path != nullptr ? path : SPECDEC_BENCH_MODEL, opt);

@@ -1,7 +1,8 @@
 // Cost curves of the quantized weight products (project.hpp): one forward's worth of the default
 // model's matrices (SmolLM2-135M: 30 layers x {qkv 960x576, o 576x576, gate_up 3072x576,
 // down 576x1536} + the 49152x576 tied head) in one storage format, random blocks, applied to
-// n = 1..64 tokens on 2 threads. "native" is the default model's own mix: Q4_1 layers, Q8_0 head.
+// n = 1..64 tokens on 2 threads, with fp32 activations (int8:0, blocks widened in registers) and
+// int8 activations (int8:1). "native" is the default model's own mix: Q4_1 layers, Q8_0 head.
 // BM_read_bandwidth (same binary, same run) streams a 512 MB buffer: the memory bound of n = 1 is
 // bandwidth / weight bytes. Run with --benchmark_repetitions=5 for medians.
 #include <benchmark/benchmark.h>
@@ -114,32 +115,34 @@ activations& buffers() {
   return a;
 }
 
-void forward(const model& m, std::size_t n) {
+void forward(const model& m, std::size_t n, activation_format act) {
   auto& a = buffers();
-  for (const auto& w : m.matrices) project(pool(), w, a.x.data(), n, a.y.data());
+  for (const auto& w : m.matrices) project(pool(), w, a.x.data(), n, a.y.data(), act);
 }
 
 void BM_project_model(benchmark::State& state) {
   const auto which = static_cast<std::size_t>(state.range(0));
   const auto n = static_cast<std::size_t>(state.range(1));
+  const auto act = state.range(2) == 0 ? activation_format::f32 : activation_format::int8;
   const model& m = get_model(which);
-  forward(m, n);
+  forward(m, n, act);
   // Check once before timing: token 0 of the head equals the same token run alone.
   const weight_matrix& head = m.matrices.back();
   std::vector<float> alone(head.rows());
-  project(pool(), head, buffers().x.data(), 1, alone.data());
+  project(pool(), head, buffers().x.data(), 1, alone.data(), act);
   if (std::memcmp(alone.data(), buffers().y.data(), head.rows() * sizeof(float)) != 0) {
     state.SkipWithError("batched head row differs from the token alone");
   }
   for (auto _ : state) {
-    forward(m, n);
+    forward(m, n, act);
     benchmark::ClobberMemory();
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
   state.counters["weight_MB"] = static_cast<double>(m.bytes) / 1e6;
   state.counters["weight_GBps"] = benchmark::Counter(static_cast<double>(m.bytes) * static_cast<double>(state.iterations()) / 1e9,
                                                      benchmark::Counter::kIsRate);
-  state.SetLabel(formats()[which].first + ", " + std::string(quant::int_isa_name) + ", 2 threads");
+  state.SetLabel(formats()[which].first + (act == activation_format::f32 ? ", f32 activations" : ", int8 activations (") +
+                 (act == activation_format::f32 ? std::string() : std::string(quant::int_isa_name) + ")") + ", 2 threads");
 }
 
 // Streams 512 MB with a plain sum on range(0) threads, each thread one contiguous part.
@@ -166,9 +169,13 @@ void BM_read_bandwidth(benchmark::State& state) {
 }
 
 void model_args(benchmark::internal::Benchmark* b) {
-  b->ArgNames({"format", "n"});
+  b->ArgNames({"format", "n", "int8"});
   for (std::size_t f = 0; f < formats().size(); ++f) {
-    for (long n : {1, 2, 4, 8, 16, 32, 64}) b->Args({static_cast<long>(f), n});
+    const bool quantized = f < formats().size() - 2;  // BF16 and F32 have one path
+    for (long act : {0L, 1L}) {
+      if (act == 1 && !quantized) continue;
+      for (long n : {1, 2, 4, 8, 16, 32, 64}) b->Args({static_cast<long>(f), n, act});
+    }
   }
 }
 

@@ -94,20 +94,23 @@ inline std::optional<int> parse_command_line(CLI::App& app, int argc, char** arg
 
 // --weights: how the CPU backend holds the weight matrices. The text is parsed after the command
 // line (a bad value is a specdec::error naming the flag, exit code 2 like other bad input).
-inline void add_weights_option(CLI::App& app, std::string& value) {
+// --activations: how products with block-quantized weights meet the activations.
+inline void add_weights_option(CLI::App& app, std::string& value, std::string& activations) {
   app.add_option("--weights", value,
                  "weight storage: auto (the file's formats where a kernel exists, else the nearest), native, "
-                 "q8, bf16, fp32 (default fp32: the int8-activation formats still cost quality on the default "
-                 "model, docs/benchmarks.md)");
+                 "q8, bf16, fp32 (default auto)");
+  app.add_option("--activations", activations,
+                 "products with quantized weights: f32 (default; each block widened to fp32, the fp32 product of "
+                 "the dequantized weights) or int8 (quantized activations, integer products; less accurate)");
 }
 
 // Says once on stderr what the backend holds when the user asked for a storage (--weights other
-// than the default fp32) or the load converted something (a format without a kernel); a plain run
+// than the default auto) or the load converted something (a format without a kernel); a plain run
 // and --json / --quiet runs keep stderr empty.
 template <class Model>
 void report_weights(const Model& m, const std::string& choice, bool quiet) {
   const auto conversions = m.weight_conversions();
-  if (!quiet && choice != "fp32") {
+  if (!quiet && choice != "auto") {
     std::fprintf(stderr, "weights (%s): %.1f MB held, %.1f MB read per forward step\n", choice.c_str(),
                  static_cast<double>(m.weight_bytes()) / 1e6, static_cast<double>(m.weight_bytes_per_step()) / 1e6);
   }

@@ -43,7 +43,8 @@ struct options {
   std::int64_t seed = -1;
   bool no_chat_template = false;
   std::int32_t threads = 0;
-  std::string weights = "fp32";
+  std::string weights = "auto";
+  std::string activations = "f32";
   std::int32_t ctx_size = 0;
   bool json = false;
   std::string method = "ar";
@@ -91,6 +92,7 @@ result run(const options& o) {
   mo.n_threads = o.threads > 0 ? o.threads : static_cast<std::int32_t>(std::max(1u, std::thread::hardware_concurrency()));
   mo.n_ctx = o.ctx_size;
   mo.weights = cpu::parse_weight_format(o.weights);
+  mo.activations = cpu::parse_activation_format(o.activations);
   cpu::llama_cpu model(file, mo);
   programs::report_weights(model, o.weights, o.json);
 
@@ -177,7 +179,7 @@ int main(int argc, char** argv) {
   app.add_option("--system", o.system, "system message for the chat template");
   app.add_flag("--no-chat-template", o.no_chat_template, "feed the prompt as plain text");
   app.add_option("-t,--threads", o.threads, "CPU threads (default: all cores)")->check(CLI::Range(1, 256));
-  specdec::programs::add_weights_option(app, o.weights);
+  specdec::programs::add_weights_option(app, o.weights, o.activations);
   app.add_option("-c,--ctx-size", o.ctx_size, "KV cache size in tokens; 0 = the model's context")
       ->check(CLI::Range(0, 1 << 24));
   app.add_option("--method", o.method, "ar (default), a speculative method (see --list-methods), or skipdecode (lossy)");

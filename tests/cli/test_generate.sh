@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # specdec-generate end to end: a sensible greedy answer, deterministic greedy output, --json carrying
-# only JSON, and every kind of bad input answered with one "error:" line and exit code 2.
+# only JSON, the default weights equal to --weights fp32, and every kind of bad input answered with
+# one "error:" line and exit code 2.
 set -u
 bin="$1"; model="$2"; root="$3"
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
@@ -24,6 +25,17 @@ for k in ("text", "prompt_tokens", "prefill_tokens_per_s", "decode_tokens_per_s"
 PY
 check $? "json output parses, has the fields, and greedy is deterministic"
 [ ! -s "$tmp/j1.err" ]; check $? "--json writes nothing to stderr"
+
+# The default (--weights auto, f32 activations: the file's blocks widened in registers) and every
+# tensor dequantized at load (--weights fp32) compute the same logits, so the same tokens.
+"$bin" -m "$model" -p "Tell me a short story about a robot." -n 40 --temp 0 --json --weights fp32 >"$tmp/j3" 2>/dev/null
+check $? "--weights fp32 run exit code"
+python3 - "$tmp/j1" "$tmp/j3" <<'PY'
+import json, sys
+a = json.load(open(sys.argv[1])); b = json.load(open(sys.argv[2]))
+assert a["tokens"] == b["tokens"], "default weights and --weights fp32 differ"
+PY
+check $? "default weights give the --weights fp32 tokens"
 
 "$bin" -p "Say hello." -n 8 --temp 0 >/dev/null 2>&1
 check $? "default model found without -m"
@@ -57,6 +69,8 @@ expect_error "draft layer list out of range" "--draft-layers 0-40: layer subset:
 expect_error "draft layer list not ascending" "ascending" -m "$model" -p hi --method sps --draft-layers 5,2
 expect_error "both draft sources" "exclude each other" -m "$model" -p hi --method sps --draft-layers first:4 --draft-model "$model"
 expect_error "missing draft model" "cannot open" -m "$model" -p hi --method dyspec --draft-model "$tmp/nope.gguf"
+expect_error "bad --weights value" "--weights: 'q7'" -m "$model" -p hi --weights q7
+expect_error "bad --activations value" "--activations: 'fp16' is not one of f32, int8" -m "$model" -p hi --activations fp16
 expect_error "budget too small for a draft method" "at least 2 nodes" -m "$model" -p hi --method sps --budget 1
 
 # Every method gives the autoregressive greedy output, token for token.

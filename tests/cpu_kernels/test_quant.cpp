@@ -181,31 +181,65 @@ TEST_CASE("every format's product rows are bit-identical to the same token alone
   thread_pool* pools[] = {&one, &two, &three};
   std::uint32_t seed = 1;
   for (block_format f : all_block_formats) {
+   for (activation_format act : {activation_format::f32, activation_format::int8}) {
+    if (!is_quantized(f) && act == activation_format::int8) continue;  // one path for f32 and bf16
     for (const auto& [rows, cols] : odd_shapes(f)) {
       const weight_matrix w = random_matrix(f, rows, cols, seed++);
       const auto x = random_activations(max_n * cols, seed++);
       std::vector<float> alone(max_n * rows);
-      for (std::size_t t = 0; t < max_n; ++t) project(one, w, x.data() + t * cols, 1, alone.data() + t * rows);
+      for (std::size_t t = 0; t < max_n; ++t) project(one, w, x.data() + t * cols, 1, alone.data() + t * rows, act);
       std::vector<float> y(max_n * rows);
       std::size_t mismatches = 0;
       for (thread_pool* pool : pools) {
         for (std::size_t n = 1; n <= max_n; ++n) {
           const std::size_t first = (n * 7) % (max_n - n + 1);
           std::fill(y.begin(), y.end(), -1.0f);
-          project(*pool, w, x.data() + first * cols, n, y.data());
+          project(*pool, w, x.data() + first * cols, n, y.data(), act);
           for (std::size_t t = 0; t < n; ++t) {
             mismatches += same_bits(y.data() + t * rows, alone.data() + (first + t) * rows, rows) ? 0 : 1;
           }
           if (n < max_n) REQUIRE(y[n * rows] == -1.0f);  // nothing written past [n, rows)
         }
       }
-      INFO(to_string(f) << " rows " << rows << " cols " << cols << " (" << quant::int_isa_name << ")");
+      INFO(to_string(f) << " rows " << rows << " cols " << cols << " activations " << to_string(act) << " ("
+                        << quant::int_isa_name << ")");
       REQUIRE(mismatches == 0);
+    }
+   }
+  }
+}
+
+// The f32-activation path widens each block in registers (fgemm.hpp); the reference here is the
+// other implementation of the same values: gguf/dequantize.hpp's scalar code expanding the rows
+// to fp32 (weight_matrix::dequantize_row), then matmul.hpp's fp32 product. Both sum in vec.hpp's
+// dot() order, so they must agree bit for bit — on both sides of the token count where the
+// kernel switches from token blocks to widened panels (fquant::panel_from_tokens).
+TEST_CASE("f32 activations: quantized products equal the fp32 product of the dequantized weights, bit for bit",
+          "[cpu]") {
+  thread_pool pool(2);
+  std::uint32_t seed = 3000;
+  const std::size_t counts[] = {1, 2, 3, 5, 8, 9, 17, fquant::panel_from_tokens - 1, fquant::panel_from_tokens, 40};
+  for (block_format f : all_block_formats) {
+    if (!is_quantized(f)) continue;
+    for (const auto& [rows, cols] : odd_shapes(f)) {
+      const weight_matrix w = random_matrix(f, rows, cols, seed++);
+      std::vector<float> deq(rows * cols);
+      for (std::size_t r = 0; r < rows; ++r) w.dequantize_row(r, deq.data() + r * cols);
+      const auto x = random_activations(40 * cols, seed++);
+      for (std::size_t n : counts) {
+        std::vector<float> got(n * rows), want(n * rows);
+        project(pool, w, x.data(), n, got.data(), activation_format::f32);
+        matmul(pool, deq.data(), rows, cols, x.data(), n, want.data());
+        std::size_t differ = 0;
+        for (std::size_t i = 0; i < n * rows; ++i) differ += std::memcmp(&got[i], &want[i], sizeof(float)) != 0 ? 1 : 0;
+        INFO(to_string(f) << " rows " << rows << " cols " << cols << " n " << n << " (" << simd::isa_name << ")");
+        REQUIRE(differ == 0);
+      }
     }
   }
 }
 
-TEST_CASE("quantized products match the dequantized weights within the int8 activation bound", "[cpu]") {
+TEST_CASE("int8 activations: quantized products match the dequantized weights within the int8 activation bound", "[cpu]") {
   thread_pool pool(2);
   std::uint32_t seed = 1000;
   for (block_format f : all_block_formats) {
@@ -217,7 +251,7 @@ TEST_CASE("quantized products match the dequantized weights within the int8 acti
       const auto wf = reference_weights(w);
       const auto x = random_activations(n * cols, seed++);
       std::vector<float> y(n * rows);
-      project(pool, w, x.data(), n, y.data());
+      project(pool, w, x.data(), n, y.data(), activation_format::int8);
       for (std::size_t t = 0; t < n; ++t) {
         const float* xt = x.data() + t * cols;
         const auto xq = quantized_here(xt, cols);
@@ -372,6 +406,9 @@ TEST_CASE("weight loading: formats per --weights value and clear errors", "[cpu]
   CHECK_THROWS_WITH(parse_weight_format("q7"), Catch::Contains("--weights") && Catch::Contains("'q7'"));
   CHECK(parse_weight_format("auto") == weight_format::automatic);
   CHECK(parse_weight_format("bf16") == weight_format::bf16);
+  CHECK(parse_activation_format("int8") == activation_format::int8);
+  CHECK(parse_activation_format("f32") == activation_format::f32);
+  CHECK_THROWS_WITH(parse_activation_format("fp16"), Catch::Contains("--activations") && Catch::Contains("'fp16'"));
 }
 
 TEST_CASE("a weight_stack product equals its parts' products side by side", "[cpu]") {

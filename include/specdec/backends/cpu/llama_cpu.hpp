@@ -39,7 +39,13 @@ struct llama_cpu_options {
   std::int32_t max_sequences = 16;  // sequences held at once
   std::int64_t kv_slots = 0;        // KV slots over all sequences; 0 = max_sequences x n_ctx (pages are
                                     // allocated as sequences grow, so this is a cap, not a reservation)
-  weight_format weights = weight_format::fp32;  // storage of the weight matrices (--weights); fp32 until int8 activations keep quality (docs/design.md)
+  // Storage of the weight matrices (--weights): by default the file's own formats, which with f32
+  // activations compute the fp32 path's logits bit for bit while reading 5.6x fewer bytes.
+  weight_format weights = weight_format::automatic;
+  // How products with block-quantized weights meet the activations (--activations): f32 widens
+  // each block in registers (the fp32 product of the dequantized weights), int8 quantizes the
+  // activations (integer products, less accurate: docs/benchmarks.md).
+  activation_format activations = activation_format::f32;
 };
 
 class llama_cpu {
@@ -65,6 +71,7 @@ class llama_cpu {
     n_batch_ = opt.n_batch;
     max_sequences_ = opt.max_sequences;
     weights_ = load_llama_weights(f, config_, opt.weights);
+    activations_ = opt.activations;
     const std::int64_t slots = opt.kv_slots > 0 ? opt.kv_slots : static_cast<std::int64_t>(max_sequences_) * n_ctx_;
     cache_ = kv_cache(static_cast<std::int32_t>(config_.n_layers), static_cast<std::int32_t>(config_.n_head_kv),
                       static_cast<std::int32_t>(config_.head_dim), slots);
@@ -407,7 +414,7 @@ class llama_cpu {
       ++next;
       const auto& w = weights_.layers[static_cast<std::size_t>(l)];
       for (std::int32_t i = 0; i < n; ++i) rms_norm_row(&x_(i, 0), w.attn_norm.data(), &xn_(i, 0), e, c.rms_eps);
-      project(pool_, w.wqkv, xn_.data(), static_cast<std::size_t>(n), qkv_.data());
+      project(pool_, w.wqkv, xn_.data(), static_cast<std::size_t>(n), qkv_.data(), activations_);
       for (std::int32_t i = 0; i < n; ++i) {
         const row_info& r = rows_[static_cast<std::size_t>(i)];
         float* row = &qkv_(i, 0);
@@ -421,13 +428,13 @@ class llama_cpu {
         }
       }
       tree_attention(pool_, cache_, l, att_rows_, anc_slots_.data(), q_.data(), att_.data(), shape);
-      project(pool_, w.wo, att_.data(), static_cast<std::size_t>(n), tmp_.data());
+      project(pool_, w.wo, att_.data(), static_cast<std::size_t>(n), tmp_.data(), activations_);
       for (std::int32_t i = 0; i < n; ++i) add_row(&x_(i, 0), &tmp_(i, 0), e);
 
       for (std::int32_t i = 0; i < n; ++i) rms_norm_row(&x_(i, 0), w.ffn_norm.data(), &xn_(i, 0), e, c.rms_eps);
-      project(pool_, w.w_gate_up, xn_.data(), static_cast<std::size_t>(n), gate_up_.data());
+      project(pool_, w.w_gate_up, xn_.data(), static_cast<std::size_t>(n), gate_up_.data(), activations_);
       for (std::int32_t i = 0; i < n; ++i) swiglu_row(&gate_up_(i, 0), &ffn_(i, 0), ff);
-      project(pool_, w.w_down, ffn_.data(), static_cast<std::size_t>(n), tmp_.data());
+      project(pool_, w.w_down, ffn_.data(), static_cast<std::size_t>(n), tmp_.data(), activations_);
       for (std::int32_t i = 0; i < n; ++i) add_row(&x_(i, 0), &tmp_(i, 0), e);
     }
 
@@ -438,7 +445,7 @@ class llama_cpu {
     const auto vocab = static_cast<std::size_t>(c.n_vocab);
     if (logits_.size() < static_cast<std::size_t>(n_out) * vocab) logits_.resize(static_cast<std::size_t>(n_out) * vocab);
     if (n_out > 0) {
-      project(pool_, weights_.head(), xn_.data(), static_cast<std::size_t>(n_out), logits_.data());
+      project(pool_, weights_.head(), xn_.data(), static_cast<std::size_t>(n_out), logits_.data(), activations_);
     }
     result.rows = logits_view{logits_.data(), n_out, n_vocab()};
     return result;
@@ -458,6 +465,7 @@ class llama_cpu {
   std::int32_t n_ctx_ = 0;
   std::int32_t n_batch_ = 64;
   llama_weights weights_;
+  activation_format activations_ = activation_format::f32;
   kv_cache cache_;
   std::vector<std::int32_t> all_layers_;
   std::int32_t max_sequences_ = 16;

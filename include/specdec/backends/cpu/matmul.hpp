@@ -135,8 +135,11 @@ inline void matmul_block_n(std::index_sequence<Ts...>, std::size_t n_tokens, con
 // Rows [row_begin, row_end) of y = x · wᵀ on the calling thread; row_begin is a multiple of 4.
 // The n tokens are cut into ceil(n / max_block_tokens) blocks of near-equal size (8 = 4 + 4, not
 // 6 + 2): small blocks waste the weight loads.
+// y has row stride ldy >= rows (default: rows).
 inline void matmul_rows(const float* w, std::size_t rows, std::size_t cols, const float* x,
-                        std::size_t n, float* y, std::size_t row_begin, std::size_t row_end) noexcept {
+                        std::size_t n, float* y, std::size_t row_begin, std::size_t row_end,
+                        std::size_t ldy = 0) noexcept {
+  if (ldy == 0) ldy = rows;
   constexpr auto block_sizes = std::make_index_sequence<max_block_tokens>{};
   const std::size_t n_token_blocks = (n + max_block_tokens - 1) / max_block_tokens;
   const std::size_t row_bytes = std::max<std::size_t>(cols, 1) * sizeof(float);
@@ -155,13 +158,13 @@ inline void matmul_rows(const float* w, std::size_t rows, std::size_t cols, cons
       for (std::size_t r = panel; r < panel_end; r += block_rows) {
         const float* w_row[block_rows];
         for (std::size_t i = 0; i < block_rows; ++i) w_row[i] = w + std::min(r + i, rows - 1) * cols;
-        float* yt = y + t_begin * rows + r;
+        float* yt = y + t_begin * ldy + r;
         const std::size_t n_valid = std::min(block_rows, row_end - r);
         if (b == 0 && r + pf_ahead + block_rows <= row_end) {
-          matmul_block_n<true>(block_sizes, n_tokens, w_row, xt, cols, yt, rows, n_valid,
+          matmul_block_n<true>(block_sizes, n_tokens, w_row, xt, cols, yt, ldy, n_valid,
                                w + (r + pf_ahead) * cols);
         } else {
-          matmul_block_n<false>(block_sizes, n_tokens, w_row, xt, cols, yt, rows, n_valid, nullptr);
+          matmul_block_n<false>(block_sizes, n_tokens, w_row, xt, cols, yt, ldy, n_valid, nullptr);
         }
       }
     }

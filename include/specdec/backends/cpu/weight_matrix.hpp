@@ -57,6 +57,22 @@ constexpr bool is_quantized(block_format f) noexcept {
   return f != block_format::f32 && f != block_format::bf16;
 }
 
+// How a product with block-quantized weights treats the activations (--activations):
+//   f32   each weight block widened to fp32 in registers; the fp32 product of the dequantized
+//         weights (the same values the fp32 path computes, batch invariant)
+//   int8  activations quantized to int8 per 32 values, integer dot products (faster where the
+//         integer units are, at a measured cost in accuracy: docs/benchmarks.md)
+enum class activation_format : std::uint8_t { f32, int8 };
+
+constexpr std::string_view to_string(activation_format a) noexcept { return a == activation_format::f32 ? "f32" : "int8"; }
+
+inline activation_format parse_activation_format(std::string_view s, std::string_view flag = "--activations") {
+  if (s == "f32") return activation_format::f32;
+  if (s == "int8") return activation_format::int8;
+  throw error(error_category::invalid_argument,
+              std::string(flag) + ": '" + std::string(s) + "' is not one of f32, int8");
+}
+
 class weight_matrix {
  public:
   weight_matrix() = default;

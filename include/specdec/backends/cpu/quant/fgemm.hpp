@@ -1,0 +1,371 @@
+// The weight product y = x · wᵀ for a block-quantized weight_matrix with fp32 activations: each
+// 32-value block of a row is widened to fp32 in registers (the value gguf/dequantize.hpp gives
+// for it) and multiplied with the activations by FMA. Nothing of the activations is rounded, so
+// the result is the fp32 product of the dequantized weights: every output element is vec.hpp's
+// dot(dequantized row, x) order — one lane vector per (row, token), consecutive chunks of `lanes`
+// values, blocks in row order, the fixed lane tree at the end. Same instructions in the same
+// order for a (row, token) pair whatever n, the register block, the thread: batch invariant.
+//
+// Why it exists beside the int8 path (qgemm.hpp): int8 activations cost quality on models with
+// outlier channels (SmolLM2: the logits' relative error 0.04 median, 0.25 worst; see
+// docs/benchmarks.md), and on AVX2 this path is also the faster one for n > 1 (the block is
+// widened once and used by T tokens with one FMA per 8 values, no per-block float combine).
+//
+//   for each row block (R rows) and token block (T tokens, R x T accumulators in registers):
+//     for each 32-value block k of the row:
+//       for each row r:  w[0..V) = widen(block k of row r)         V = 32 / lanes vectors
+//         for each token t:  acc[r][t] = fma(w[v], x[t][32k + v*lanes ..], acc[r][t]), v = 0..V-1
+//   y[t, r] = reduce_lanes(acc[r][t])
+#pragma once
+
+#include <specdec/backends/cpu/matmul.hpp>
+#include <specdec/backends/cpu/quant/decode.hpp>
+#include <specdec/backends/cpu/thread_pool.hpp>
+#include <specdec/backends/cpu/vec.hpp>
+#include <specdec/backends/cpu/weight_matrix.hpp>
+#include <specdec/model/gguf/dequantize.hpp>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+namespace specdec::cpu {
+inline namespace SPECDEC_CPU_ISA {
+inline namespace SPECDEC_QUANT_ISA {
+namespace fquant {
+
+using simd::lanes;
+inline constexpr std::size_t block_values = 32;
+inline constexpr std::size_t vectors_per_block = block_values / lanes;  // V: 4 (AVX2), 2 (AVX-512), 8
+
+// Register blocks R x T by tokens per block: at least 8 independent accumulator chains (two FMA
+// pipes x four cycles of latency) whenever the call has them, within the register file beside
+// the V widened weights and the widening's temporaries.
+#if defined(__AVX512F__)
+inline constexpr std::size_t max_block_tokens = 12;
+constexpr std::size_t rows_for(std::size_t t) noexcept { return t <= 3 ? 8 : t <= 6 ? 4 : 2; }
+#else
+inline constexpr std::size_t max_block_tokens = 8;
+constexpr std::size_t rows_for(std::size_t t) noexcept { return t == 1 ? 8 : t == 2 ? 4 : t <= 4 ? 2 : 1; }
+#endif
+inline constexpr std::size_t block_rows = 8;  // threads split rows in multiples of this
+inline constexpr std::size_t panel_bytes = 64 * 1024;
+inline constexpr std::size_t prefetch_rows = 16;
+
+inline void prefetch(const std::uint8_t* p) noexcept {
+#if defined(__GNUC__)
+  __builtin_prefetch(p, 0, 2);
+#endif
+}
+
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__) && defined(__F16C__))
+#define SPECDEC_FQUANT_SIMD 1
+#if defined(__AVX512F__)
+using ivec = __m512i;
+// `lanes` bytes at p, zero- or sign-extended to int32 lanes.
+inline ivec widen_u8(const std::uint8_t* p) noexcept {
+  return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+inline ivec widen_s8(const std::uint8_t* p) noexcept {
+  return _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+inline ivec and_i(ivec a, int m) noexcept { return _mm512_and_si512(a, _mm512_set1_epi32(m)); }
+inline ivec or_i(ivec a, ivec b) noexcept { return _mm512_or_si512(a, b); }
+inline ivec srl_i(ivec a, int s) noexcept { return _mm512_srli_epi32(a, static_cast<unsigned>(s)); }
+inline ivec sll4(ivec a) noexcept { return _mm512_slli_epi32(a, 4); }
+inline ivec sub_i(ivec a, int b) noexcept { return _mm512_sub_epi32(a, _mm512_set1_epi32(b)); }
+// Lane i: (x >> (first + i)) & 1, shifted to bit 4.
+inline ivec bit4_of(std::uint32_t x, int first) noexcept {
+  const __m512i idx = _mm512_add_epi32(_mm512_set1_epi32(first),
+                                       _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+  return sll4(and_i(_mm512_srlv_epi32(_mm512_set1_epi32(static_cast<int>(x)), idx), 1));
+}
+inline simd::vec to_float(ivec a) noexcept { return _mm512_cvtepi32_ps(a); }
+// The fp16 at p broadcast to every lane, converted in the vector unit.
+inline simd::vec half_bcast(const std::uint8_t* p) noexcept {
+  std::uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _mm512_cvtph_ps(_mm256_set1_epi16(static_cast<short>(h)));
+}
+inline simd::vec mul(simd::vec a, simd::vec b) noexcept { return _mm512_mul_ps(a, b); }
+#else
+using ivec = __m256i;
+inline ivec widen_u8(const std::uint8_t* p) noexcept {
+  return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+}
+inline ivec widen_s8(const std::uint8_t* p) noexcept {
+  return _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+}
+inline ivec and_i(ivec a, int m) noexcept { return _mm256_and_si256(a, _mm256_set1_epi32(m)); }
+inline ivec or_i(ivec a, ivec b) noexcept { return _mm256_or_si256(a, b); }
+inline ivec srl_i(ivec a, int s) noexcept { return _mm256_srli_epi32(a, s); }
+inline ivec sll4(ivec a) noexcept { return _mm256_slli_epi32(a, 4); }
+inline ivec sub_i(ivec a, int b) noexcept { return _mm256_sub_epi32(a, _mm256_set1_epi32(b)); }
+inline ivec bit4_of(std::uint32_t x, int first) noexcept {
+  const __m256i idx = _mm256_add_epi32(_mm256_set1_epi32(first), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  return sll4(and_i(_mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(x)), idx), 1));
+}
+inline simd::vec to_float(ivec a) noexcept { return _mm256_cvtepi32_ps(a); }
+inline simd::vec half_bcast(const std::uint8_t* p) noexcept {
+  std::uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _mm256_cvtph_ps(_mm_set1_epi16(static_cast<short>(h)));
+}
+inline simd::vec mul(simd::vec a, simd::vec b) noexcept { return _mm256_mul_ps(a, b); }
+#endif
+
+// Block k of a row as V vectors of fp32: w[v] holds values v*lanes .. v*lanes + lanes - 1.
+// The arithmetic is gguf/dequantize.hpp's (q * d, or q * d + m as one FMA, the form the
+// compiler gives that code under -ffp-contract=fast, GCC's default), so the values agree with
+// the fp32 path's dequantized weights (tests/cpu_kernels/test_quant.cpp checks it).
+template <block_format F>
+inline void widen(const std::uint8_t* row, std::size_t k, simd::vec* w) noexcept {
+  if constexpr (F == block_format::q4_0 || F == block_format::q4_1) {
+    const std::uint8_t* p = row + k * traits(F).block_bytes;
+    const simd::vec d = half_bcast(p);
+    const std::uint8_t* qs = p + (F == block_format::q4_1 ? 4 : 2);
+    for (std::size_t v = 0; v < vectors_per_block; ++v) {
+      const std::size_t j = v * lanes;  // values j .. j + lanes: nibbles of bytes j % 16 ..
+      const ivec b = widen_u8(qs + j % 16);
+      const ivec u = j < 16 ? and_i(b, 0xF) : srl_i(b, 4);
+      if constexpr (F == block_format::q4_1) {
+        w[v] = simd::fmadd(to_float(u), d, half_bcast(p + 2));
+      } else {
+        w[v] = mul(to_float(sub_i(u, 8)), d);
+      }
+    }
+  } else if constexpr (F == block_format::q5_0) {
+    const std::uint8_t* p = row + k * 22;
+    const simd::vec d = simd::broadcast(quant::half(p));
+    std::uint32_t qh;
+    std::memcpy(&qh, p + 2, 4);
+    for (std::size_t v = 0; v < vectors_per_block; ++v) {
+      const std::size_t j = v * lanes;
+      const ivec b = widen_u8(p + 6 + j % 16);
+      const ivec lo = j < 16 ? and_i(b, 0xF) : srl_i(b, 4);
+      w[v] = mul(to_float(sub_i(or_i(lo, bit4_of(qh, static_cast<int>(j))), 16)), d);
+    }
+  } else if constexpr (F == block_format::q8_0) {
+    const std::uint8_t* p = row + k * 34;
+    const simd::vec d = simd::broadcast(quant::half(p));
+    for (std::size_t v = 0; v < vectors_per_block; ++v) w[v] = mul(to_float(widen_s8(p + 2 + v * lanes)), d);
+  } else if constexpr (F == block_format::q4_k || F == block_format::q5_k) {
+    const quant::block_ref b = quant::locate<F>(row, k);
+    const simd::vec d = simd::broadcast(b.d_lo), m = simd::broadcast(b.m);
+    const std::uint8_t* qs = b.q + (F == block_format::q4_k ? 16 : 48) + 32 * (b.sub / 2);
+    const int shift = (b.sub & 1) * 4;
+    for (std::size_t v = 0; v < vectors_per_block; ++v) {
+      ivec u = and_i(srl_i(widen_u8(qs + v * lanes), shift), 0xF);
+      if constexpr (F == block_format::q5_k) {
+        u = or_i(u, sll4(and_i(srl_i(widen_u8(b.q + 16 + v * lanes), b.sub), 1)));
+      }
+      w[v] = simd::fmadd(to_float(u), d, m);
+    }
+  } else if constexpr (F == block_format::q6_k) {
+    const quant::block_ref b = quant::locate<F>(row, k);
+    const int half_index = b.sub / 4, kk = b.sub % 4;
+    const std::uint8_t* ql = b.q + 64 * half_index + (kk & 1) * 32;
+    const std::uint8_t* qh = b.q + 128 + 32 * half_index;
+    const simd::vec d_lo = simd::broadcast(b.d_lo), d_hi = simd::broadcast(b.d_hi);
+    for (std::size_t v = 0; v < vectors_per_block; ++v) {
+      const ivec lo = and_i(srl_i(widen_u8(ql + v * lanes), kk < 2 ? 0 : 4), 0xF);
+      const ivec hi = and_i(srl_i(widen_u8(qh + v * lanes), 2 * kk), 3);
+      w[v] = mul(to_float(sub_i(or_i(lo, sll4(hi)), 32)), v * lanes < 16 ? d_lo : d_hi);
+    }
+  }
+}
+
+#else  // portable: dequantize.hpp's own code for the block, then vector loads
+
+template <block_format F>
+inline void widen(const std::uint8_t* row, std::size_t k, simd::vec* w) noexcept {
+  float f[block_values];
+  if constexpr (F == block_format::q4_k || F == block_format::q5_k || F == block_format::q6_k) {
+    float super[256];
+    const std::uint8_t* p = row + k / 8 * traits(F).block_bytes;
+    if constexpr (F == block_format::q4_k) gguf::detail::q4_k(p, super);
+    if constexpr (F == block_format::q5_k) gguf::detail::q5_k(p, super);
+    if constexpr (F == block_format::q6_k) gguf::detail::q6_k(p, super);
+    std::memcpy(f, super + (k % 8) * block_values, sizeof f);
+  } else {
+    const std::uint8_t* p = row + k * traits(F).block_bytes;
+    if constexpr (F == block_format::q4_0) gguf::detail::q4_0(p, f);
+    if constexpr (F == block_format::q4_1) gguf::detail::q4_1(p, f);
+    if constexpr (F == block_format::q5_0) gguf::detail::q5_0(p, f);
+    if constexpr (F == block_format::q8_0) gguf::detail::q8_0(p, f);
+  }
+  for (std::size_t v = 0; v < vectors_per_block; ++v) w[v] = simd::load(f + v * lanes);
+}
+
+#endif
+
+// y[t * ldy + r] for t < T and the R rows `row` (n_valid of them stored).
+//   x: the T tokens interleaved by block, [n_blocks][T][32] (see pack()): every load of the
+//      inner loop is at a fixed offset from one pointer (T separate token rows would need T
+//      address registers, and AVX2 code then spills them)
+// With pf, also pulls pf_bytes at pf (the rows of a later block) into L2, spread over the row.
+template <block_format F, std::size_t T>
+inline void block(const std::uint8_t* const* row, std::size_t n_blocks, const float* x, float* y,
+                  std::size_t ldy, std::size_t n_valid, const std::uint8_t* pf, std::size_t pf_bytes) noexcept {
+  constexpr std::size_t R = rows_for(T);
+  simd::vec acc[R][T];
+  for (auto& a : acc) {
+    for (auto& v : a) v = simd::zero();
+  }
+  // K-quant super-blocks hold 8 blocks; prefetch by whole lines at any block count.
+  const std::size_t pf_step = pf != nullptr ? (pf_bytes / n_blocks + 63) / 64 * 64 : 0;
+  for (std::size_t k = 0; k < n_blocks; ++k) {
+    if (pf != nullptr) {
+      for (std::size_t b = k * pf_step; b < std::min((k + 1) * pf_step, pf_bytes); b += 64) prefetch(pf + b);
+    }
+    const float* xk = x + k * T * block_values;
+    for (std::size_t r = 0; r < R; ++r) {
+      simd::vec w[vectors_per_block];
+      widen<F>(row[r], k, w);
+      for (std::size_t t = 0; t < T; ++t) {
+        for (std::size_t v = 0; v < vectors_per_block; ++v) {
+          acc[r][t] = simd::fmadd(w[v], simd::load(xk + t * block_values + v * lanes), acc[r][t]);
+        }
+      }
+    }
+  }
+  for (std::size_t t = 0; t < T; ++t) {
+    for (std::size_t r = 0; r < n_valid; ++r) y[t * ldy + r] = simd::reduce_lanes(acc[r][t]);
+  }
+}
+
+template <block_format F, std::size_t... Ts>
+inline void block_n(std::index_sequence<Ts...>, std::size_t n_tokens, const std::uint8_t* const* row,
+                    std::size_t n_blocks, const float* x, float* y, std::size_t ldy, std::size_t n_valid,
+                    const std::uint8_t* pf, std::size_t pf_bytes) noexcept {
+  ((n_tokens == Ts + 1 ? block<F, Ts + 1>(row, n_blocks, x, y, ldy, n_valid, pf, pf_bytes) : void()), ...);
+}
+
+// The n tokens are cut into ceil(n / max_block_tokens) token blocks of near-equal size.
+inline std::size_t n_token_blocks(std::size_t n) noexcept { return (n + max_block_tokens - 1) / max_block_tokens; }
+inline std::size_t token_block_begin(std::size_t n, std::size_t b) noexcept { return n * b / n_token_blocks(n); }
+
+// x [n, cols] -> out [n, cols] with each token block interleaved: token block b (tokens t0 ..
+// t0 + T) at out + t0 * cols as [cols / 32][T][32]. For n = 1 the layout is x's own.
+inline void pack(const float* x, std::size_t n, std::size_t cols, float* out) noexcept {
+  const std::size_t n_blocks = cols / block_values;
+  for (std::size_t b = 0; b < n_token_blocks(n); ++b) {
+    const std::size_t t0 = token_block_begin(n, b), nt = token_block_begin(n, b + 1) - t0;
+    float* o = out + t0 * cols;
+    for (std::size_t k = 0; k < n_blocks; ++k) {
+      for (std::size_t t = 0; t < nt; ++t, o += block_values) {
+        std::memcpy(o, x + (t0 + t) * cols + k * block_values, block_values * sizeof(float));
+      }
+    }
+  }
+}
+
+// Rows [row_begin, row_end) of y on the calling thread; row_begin is a multiple of block_rows.
+// Every token block passes over a panel of rows (~64 KB packed, kept in L2) before the next
+// panel is read.   xp: pack()ed activations
+template <block_format F>
+inline void rows(const weight_matrix& w, const float* xp, std::size_t n, float* y, std::size_t ldy,
+                 std::size_t row_begin, std::size_t row_end) noexcept {
+  const std::size_t cols = w.cols();
+  const std::size_t n_blocks = cols / block_values;
+  const std::size_t rb = w.row_bytes();
+  const std::size_t panel_rows =
+      std::max(block_rows, panel_bytes / std::max<std::size_t>(rb, 1) / block_rows * block_rows);
+  const auto* base = reinterpret_cast<const std::uint8_t*>(w.data());
+  const std::size_t last = w.rows() - 1;
+  constexpr auto sizes = std::make_index_sequence<max_block_tokens>{};
+  for (std::size_t panel = row_begin; panel < row_end; panel += panel_rows) {
+    const std::size_t panel_end = std::min(panel + panel_rows, row_end);
+    for (std::size_t b = 0; b < n_token_blocks(n); ++b) {
+      const std::size_t t_begin = token_block_begin(n, b);
+      const std::size_t n_tokens = token_block_begin(n, b + 1) - t_begin;
+      const std::size_t R = rows_for(n_tokens);
+      for (std::size_t r = panel; r < panel_end; r += R) {
+        const std::uint8_t* row[block_rows];
+        for (std::size_t i = 0; i < R; ++i) row[i] = base + std::min(r + i, last) * rb;
+        const bool pf = b == 0 && r + prefetch_rows + R <= row_end;
+        block_n<F>(sizes, n_tokens, row, n_blocks, xp + t_begin * cols, y + t_begin * ldy + r, ldy,
+                   std::min(R, row_end - r), pf ? base + (r + prefetch_rows) * rb : nullptr, R * rb);
+      }
+    }
+  }
+}
+
+// From this many tokens on, rows are widened once per panel into an fp32 buffer of the thread
+// (~128 KB, kept in L2) and multiplied by matmul.hpp's fp32 kernel: the widening is then paid
+// once for all n tokens instead of once per token block. Both paths compute dot(dequantized row,
+// x) in the same order, so the switch does not change a single bit (batch invariance holds across
+// it). Measured on AVX2, default model mix (bench_qmatmul, noisy host): n = 64 175-194 ms via
+// panels against 230-236 ms by token blocks, n = 16 and 32 within the noise; so panels from 32.
+#ifndef SPECDEC_FQUANT_PANEL_FROM
+#define SPECDEC_FQUANT_PANEL_FROM 32
+#endif
+inline constexpr std::size_t panel_from_tokens = SPECDEC_FQUANT_PANEL_FROM;
+
+inline std::vector<float>& panel_scratch() {
+  thread_local std::vector<float> buffer;
+  return buffer;
+}
+
+// Rows [row_begin, row_end) of y through widened panels and matmul_rows.   x: [n, cols]
+template <block_format F>
+inline void rows_via_panels(const weight_matrix& w, const float* x, std::size_t n, float* y, std::size_t ldy,
+                            std::size_t row_begin, std::size_t row_end) {
+  const std::size_t cols = w.cols(), n_blocks = cols / block_values;
+  const std::size_t panel = std::max<std::size_t>(4, detail::panel_bytes / (cols * sizeof(float)) / 4 * 4);
+  auto& buf = panel_scratch();
+  if (buf.size() < panel * cols) buf.resize(panel * cols);
+  const auto* base = reinterpret_cast<const std::uint8_t*>(w.data());
+  for (std::size_t p0 = row_begin; p0 < row_end; p0 += panel) {
+    const std::size_t p1 = std::min(p0 + panel, row_end);
+    for (std::size_t r = p0; r < p1; ++r) {
+      const std::uint8_t* row = base + r * w.row_bytes();
+      float* out = buf.data() + (r - p0) * cols;
+      for (std::size_t k = 0; k < n_blocks; ++k) {
+        simd::vec v[vectors_per_block];
+        widen<F>(row, k, v);
+        for (std::size_t j = 0; j < vectors_per_block; ++j) simd::store(out + k * block_values + j * lanes, v[j]);
+      }
+    }
+    detail::matmul_rows(buf.data(), p1 - p0, cols, x, n, y + p0, 0, p1 - p0, ldy);
+  }
+}
+
+inline std::vector<float>& pack_scratch() {
+  thread_local std::vector<float> buffer;
+  return buffer;
+}
+
+// y[t * ldy + r] = dot(dequantized row r of w, x[t]) for block-quantized w (see the file comment).
+//   x: [n, w.cols()] fp32   y: [n, ldy]
+// For n > 1 the activations are first pack()ed into a buffer of the calling thread that grows to
+// the largest n x cols seen (no state kept between calls).
+template <block_format F>
+inline void gemm(thread_pool& pool, const weight_matrix& w, const float* x, std::size_t n, float* y,
+                 std::size_t ldy) {
+  const std::size_t n_row_blocks = (w.rows() + block_rows - 1) / block_rows;
+  if (n >= panel_from_tokens) {
+    pool.parallel_for(n_row_blocks, [&](std::size_t b_begin, std::size_t b_end) {
+      rows_via_panels<F>(w, x, n, y, ldy, b_begin * block_rows, std::min(b_end * block_rows, w.rows()));
+    });
+    return;
+  }
+  const float* xp = x;
+  if (n > 1) {
+    auto& buf = pack_scratch();
+    if (buf.size() < n * w.cols()) buf.resize(n * w.cols());
+    pack(x, n, w.cols(), buf.data());
+    xp = buf.data();
+  }
+  pool.parallel_for(n_row_blocks, [&](std::size_t b_begin, std::size_t b_end) {
+    rows<F>(w, xp, n, y, ldy, b_begin * block_rows, std::min(b_end * block_rows, w.rows()));
+  });
+}
+
+}  // namespace fquant
+}  // inline namespace SPECDEC_QUANT_ISA
+}  // inline namespace SPECDEC_CPU_ISA
+}  // namespace specdec::cpu
