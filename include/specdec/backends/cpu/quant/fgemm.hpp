@@ -41,15 +41,15 @@ using simd::lanes;
 inline constexpr std::size_t block_values = 32;
 inline constexpr std::size_t vectors_per_block = block_values / lanes;  // V: 4 (AVX2), 2 (AVX-512), 8
 
-// Register blocks R x T by tokens per block: at least 8 independent accumulator chains (two FMA
-// pipes x four cycles of latency) whenever the call has them, within the register file beside
-// the V widened weights and the widening's temporaries.
+// Register blocks R x T by tokens per block, within the register file beside the V widened
+// weights and the widening's temporaries. AVX2: 4 rows for one or two tokens (8 rows measured no
+// faster for Q4_1 and spilled the accumulators for Q4_K), then 2 and 1.
 #if defined(__AVX512F__)
 inline constexpr std::size_t max_block_tokens = 12;
 constexpr std::size_t rows_for(std::size_t t) noexcept { return t <= 3 ? 8 : t <= 6 ? 4 : 2; }
 #else
 inline constexpr std::size_t max_block_tokens = 8;
-constexpr std::size_t rows_for(std::size_t t) noexcept { return t == 1 ? 8 : t == 2 ? 4 : t <= 4 ? 2 : 1; }
+constexpr std::size_t rows_for(std::size_t t) noexcept { return t <= 2 ? 4 : t <= 4 ? 2 : 1; }
 #endif
 inline constexpr std::size_t block_rows = 8;  // threads split rows in multiples of this
 inline constexpr std::size_t panel_bytes = 64 * 1024;
@@ -59,6 +59,37 @@ inline void prefetch(const std::uint8_t* p) noexcept {
 #if defined(__GNUC__)
   __builtin_prefetch(p, 0, 2);
 #endif
+}
+
+constexpr bool is_k_quant(block_format f) noexcept {
+  return f == block_format::q4_k || f == block_format::q5_k || f == block_format::q6_k;
+}
+
+// The scales of the eight 32-value blocks of a K-quant super-block, decoded once per row and
+// super-block (the 6-bit scale unpacking is scalar work that would otherwise be redone per block).
+struct sub_scales {
+  float d_lo, d_hi, m;
+};
+// The same products as quant::locate() computes per block, with the fp16 scales converted once.
+template <block_format F>
+inline void super_scales(const std::uint8_t* row, std::size_t super, sub_scales* out) noexcept {
+  const std::uint8_t* p = row + super * traits(F).block_bytes;
+  if constexpr (F == block_format::q6_k) {
+    const float d = quant::half(p + 208);
+    const auto* sc = reinterpret_cast<const std::int8_t*>(p + 192);
+    for (int s = 0; s < 8; ++s) {
+      const std::int8_t* q = sc + 8 * (s / 4) + 2 * (s % 4);
+      out[s] = {d * static_cast<float>(q[0]), d * static_cast<float>(q[1]), 0.0f};
+    }
+  } else {
+    const float d = quant::half(p), dmin = quant::half(p + 2);
+    for (int s = 0; s < 8; ++s) {
+      std::uint8_t sc, mn;
+      gguf::detail::k_scale_min(s, p + 4, sc, mn);
+      const float ds = d * static_cast<float>(sc);
+      out[s] = {ds, ds, -(dmin * static_cast<float>(mn))};
+    }
+  }
 }
 
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__) && defined(__F16C__))
@@ -117,29 +148,13 @@ inline simd::vec half_bcast(const std::uint8_t* p) noexcept {
 inline simd::vec mul(simd::vec a, simd::vec b) noexcept { return _mm256_mul_ps(a, b); }
 #endif
 
-// Block k of a row as V vectors of fp32: w[v] holds values v*lanes .. v*lanes + lanes - 1.
-// The arithmetic is gguf/dequantize.hpp's (q * d, or q * d + m as one FMA, the form the
-// compiler gives that code under -ffp-contract=fast, GCC's default), so the values agree with
-// the fp32 path's dequantized weights (tests/cpu_kernels/test_quant.cpp checks it).
+// Q5_0 and Q6_K value by value in vector lanes (their high bits are scattered across the block):
+// the SIMD builds without decode.hpp's byte unpacker use this.
 template <block_format F>
-inline void widen(const std::uint8_t* row, std::size_t k, simd::vec* w) noexcept {
-  if constexpr (F == block_format::q4_0 || F == block_format::q4_1) {
-    const std::uint8_t* p = row + k * traits(F).block_bytes;
-    const simd::vec d = half_bcast(p);
-    const std::uint8_t* qs = p + (F == block_format::q4_1 ? 4 : 2);
-    for (std::size_t v = 0; v < vectors_per_block; ++v) {
-      const std::size_t j = v * lanes;  // values j .. j + lanes: nibbles of bytes j % 16 ..
-      const ivec b = widen_u8(qs + j % 16);
-      const ivec u = j < 16 ? and_i(b, 0xF) : srl_i(b, 4);
-      if constexpr (F == block_format::q4_1) {
-        w[v] = simd::fmadd(to_float(u), d, half_bcast(p + 2));
-      } else {
-        w[v] = mul(to_float(sub_i(u, 8)), d);
-      }
-    }
-  } else if constexpr (F == block_format::q5_0) {
+inline void widen_scattered(const std::uint8_t* row, std::size_t k, simd::vec* w) noexcept {
+  if constexpr (F == block_format::q5_0) {
     const std::uint8_t* p = row + k * 22;
-    const simd::vec d = simd::broadcast(quant::half(p));
+    const simd::vec d = half_bcast(p);
     std::uint32_t qh;
     std::memcpy(&qh, p + 2, 4);
     for (std::size_t v = 0; v < vectors_per_block; ++v) {
@@ -147,22 +162,6 @@ inline void widen(const std::uint8_t* row, std::size_t k, simd::vec* w) noexcept
       const ivec b = widen_u8(p + 6 + j % 16);
       const ivec lo = j < 16 ? and_i(b, 0xF) : srl_i(b, 4);
       w[v] = mul(to_float(sub_i(or_i(lo, bit4_of(qh, static_cast<int>(j))), 16)), d);
-    }
-  } else if constexpr (F == block_format::q8_0) {
-    const std::uint8_t* p = row + k * 34;
-    const simd::vec d = simd::broadcast(quant::half(p));
-    for (std::size_t v = 0; v < vectors_per_block; ++v) w[v] = mul(to_float(widen_s8(p + 2 + v * lanes)), d);
-  } else if constexpr (F == block_format::q4_k || F == block_format::q5_k) {
-    const quant::block_ref b = quant::locate<F>(row, k);
-    const simd::vec d = simd::broadcast(b.d_lo), m = simd::broadcast(b.m);
-    const std::uint8_t* qs = b.q + (F == block_format::q4_k ? 16 : 48) + 32 * (b.sub / 2);
-    const int shift = (b.sub & 1) * 4;
-    for (std::size_t v = 0; v < vectors_per_block; ++v) {
-      ivec u = and_i(srl_i(widen_u8(qs + v * lanes), shift), 0xF);
-      if constexpr (F == block_format::q5_k) {
-        u = or_i(u, sll4(and_i(srl_i(widen_u8(b.q + 16 + v * lanes), b.sub), 1)));
-      }
-      w[v] = simd::fmadd(to_float(u), d, m);
     }
   } else if constexpr (F == block_format::q6_k) {
     const quant::block_ref b = quant::locate<F>(row, k);
@@ -178,10 +177,83 @@ inline void widen(const std::uint8_t* row, std::size_t k, simd::vec* w) noexcept
   }
 }
 
+#if defined(SPECDEC_QUANT_512) || defined(SPECDEC_QUANT_256)
+// Bytes v*lanes .. v*lanes + lanes - 1 of the 32 in u, zero-extended to int32 lanes.
+inline ivec bytes_of(__m256i u, std::size_t v) noexcept {
+#if defined(__AVX512F__)
+  return _mm512_cvtepu8_epi32(v == 0 ? _mm256_castsi256_si128(u) : _mm256_extracti128_si256(u, 1));
+#else
+  const __m128i half128 = v < 2 ? _mm256_castsi256_si128(u) : _mm256_extracti128_si256(u, 1);
+  return _mm256_cvtepu8_epi32(v % 2 == 0 ? half128 : _mm_srli_si128(half128, 8));
+#endif
+}
+#endif
+
+// Block k of a row as V vectors of fp32: w[v] holds values v*lanes .. v*lanes + lanes - 1.
+// The arithmetic is gguf/dequantize.hpp's (q * d, or q * d + m as one FMA, the form the
+// compiler gives that code under -ffp-contract=fast, GCC's default), so the values agree with
+// the fp32 path's dequantized weights (tests/cpu_kernels/test_quant.cpp checks it).
+//   sc: for K-quants, the super_scales() of block k's super-block
+template <block_format F>
+inline void widen(const std::uint8_t* row, std::size_t k, simd::vec* w,
+                  [[maybe_unused]] const sub_scales* sc = nullptr) noexcept {
+  if constexpr (F == block_format::q4_0 || F == block_format::q4_1) {
+    const std::uint8_t* p = row + k * traits(F).block_bytes;
+    const simd::vec d = half_bcast(p);
+    const std::uint8_t* qs = p + (F == block_format::q4_1 ? 4 : 2);
+    for (std::size_t v = 0; v < vectors_per_block; ++v) {
+      const std::size_t j = v * lanes;  // values j .. j + lanes: nibbles of bytes j % 16 ..
+      const ivec b = widen_u8(qs + j % 16);
+      const ivec u = j < 16 ? and_i(b, 0xF) : srl_i(b, 4);
+      if constexpr (F == block_format::q4_1) {
+        w[v] = simd::fmadd(to_float(u), d, half_bcast(p + 2));
+      } else {
+        w[v] = mul(to_float(sub_i(u, 8)), d);
+      }
+    }
+  } else if constexpr (F == block_format::q8_0) {
+    const std::uint8_t* p = row + k * 34;
+    const simd::vec d = half_bcast(p);
+    for (std::size_t v = 0; v < vectors_per_block; ++v) w[v] = mul(to_float(widen_s8(p + 2 + v * lanes)), d);
+  } else if constexpr (F == block_format::q4_k || F == block_format::q5_k) {
+    const int sub = static_cast<int>(k % 8);
+    const std::uint8_t* super = row + k / 8 * traits(F).block_bytes;
+    const simd::vec d = simd::broadcast(sc[sub].d_lo), m = simd::broadcast(sc[sub].m);
+    const std::uint8_t* qs = super + (F == block_format::q4_k ? 16 : 48) + 32 * (sub / 2);
+    const int shift = (sub & 1) * 4;
+    for (std::size_t v = 0; v < vectors_per_block; ++v) {
+      ivec u = and_i(srl_i(widen_u8(qs + v * lanes), shift), 0xF);
+      if constexpr (F == block_format::q5_k) {
+        u = or_i(u, sll4(and_i(srl_i(widen_u8(super + 16 + v * lanes), sub), 1)));
+      }
+      w[v] = simd::fmadd(to_float(u), d, m);
+    }
+  } else if constexpr (F == block_format::q5_0 || F == block_format::q6_k) {
+#if defined(SPECDEC_QUANT_512) || defined(SPECDEC_QUANT_256)
+    // The integer path's unpacker (decode.hpp) assembles the 32 bytes u = q + offset in one
+    // register (a handful of byte operations for all 32 values); each vector widens from there.
+    const quant::block256 b = quant::unpack256<F>(row, k);
+    simd::vec d_lo, d_hi;
+    if constexpr (F == block_format::q5_0) {
+      d_lo = d_hi = half_bcast(row + k * 22);
+    } else {
+      d_lo = simd::broadcast(sc[k % 8].d_lo);
+      d_hi = simd::broadcast(sc[k % 8].d_hi);
+    }
+    constexpr int offset = quant::zero_point(F);
+    for (std::size_t v = 0; v < vectors_per_block; ++v) {
+      w[v] = mul(to_float(sub_i(bytes_of(b.u, v), offset)), v * lanes < 16 ? d_lo : d_hi);
+    }
+#else
+    widen_scattered<F>(row, k, w);
+#endif
+  }
+}
+
 #else  // portable: dequantize.hpp's own code for the block, then vector loads
 
 template <block_format F>
-inline void widen(const std::uint8_t* row, std::size_t k, simd::vec* w) noexcept {
+inline void widen(const std::uint8_t* row, std::size_t k, simd::vec* w, const sub_scales* = nullptr) noexcept {
   float f[block_values];
   if constexpr (F == block_format::q4_k || F == block_format::q5_k || F == block_format::q6_k) {
     float super[256];
@@ -211,6 +283,7 @@ template <block_format F, std::size_t T>
 inline void block(const std::uint8_t* const* row, std::size_t n_blocks, const float* x, float* y,
                   std::size_t ldy, std::size_t n_valid, const std::uint8_t* pf, std::size_t pf_bytes) noexcept {
   constexpr std::size_t R = rows_for(T);
+  [[maybe_unused]] sub_scales sc[R][is_k_quant(F) ? 8 : 1];
   simd::vec acc[R][T];
   for (auto& a : acc) {
     for (auto& v : a) v = simd::zero();
@@ -222,9 +295,14 @@ inline void block(const std::uint8_t* const* row, std::size_t n_blocks, const fl
       for (std::size_t b = k * pf_step; b < std::min((k + 1) * pf_step, pf_bytes); b += 64) prefetch(pf + b);
     }
     const float* xk = x + k * T * block_values;
+    if constexpr (is_k_quant(F)) {
+      if (k % 8 == 0) {
+        for (std::size_t r = 0; r < R; ++r) super_scales<F>(row[r], k / 8, sc[r]);
+      }
+    }
     for (std::size_t r = 0; r < R; ++r) {
       simd::vec w[vectors_per_block];
-      widen<F>(row[r], k, w);
+      widen<F>(row[r], k, w, sc[r]);
       for (std::size_t t = 0; t < T; ++t) {
         for (std::size_t v = 0; v < vectors_per_block; ++v) {
           acc[r][t] = simd::fmadd(w[v], simd::load(xk + t * block_values + v * lanes), acc[r][t]);
@@ -324,9 +402,13 @@ inline void rows_via_panels(const weight_matrix& w, const float* x, std::size_t 
     for (std::size_t r = p0; r < p1; ++r) {
       const std::uint8_t* row = base + r * w.row_bytes();
       float* out = buf.data() + (r - p0) * cols;
+      sub_scales sc[8];
       for (std::size_t k = 0; k < n_blocks; ++k) {
+        if constexpr (is_k_quant(F)) {
+          if (k % 8 == 0) super_scales<F>(row, k / 8, sc);
+        }
         simd::vec v[vectors_per_block];
-        widen<F>(row, k, v);
+        widen<F>(row, k, v, sc);
         for (std::size_t j = 0; j < vectors_per_block; ++j) simd::store(out + k * block_values + j * lanes, v[j]);
       }
     }
