@@ -8,8 +8,9 @@
 //
 // Why it exists beside the int8 path (qgemm.hpp): int8 activations cost quality on models with
 // outlier channels (SmolLM2: the logits' relative error 0.04 median, 0.25 worst; see
-// docs/benchmarks.md), and on AVX2 this path is also the faster one for n > 1 (the block is
-// widened once and used by T tokens with one FMA per 8 values, no per-block float combine).
+// docs/benchmarks.md). Cost on AVX2 (bench_qmatmul, default model's matrices): n = 1 about 1.3x
+// the int8 path (widening a block costs more than unpacking it to bytes), n = 8 the same, n = 64
+// 0.6x (the panel path).
 //
 //   for each row block (R rows) and token block (T tokens, R x T accumulators in registers):
 //     for each 32-value block k of the row:
