@@ -93,8 +93,8 @@ inline void super_scales(const std::uint8_t* row, std::size_t super, sub_scales*
   }
 }
 
-#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__) && defined(__F16C__))
-#define SPECDEC_FQUANT_SIMD 1
+// The SIMD builds are those with decode.hpp's byte unpacker (AVX2 + FMA + F16C, or AVX-512BW).
+#if defined(SPECDEC_QUANT_512) || defined(SPECDEC_QUANT_256)
 #if defined(__AVX512F__)
 using ivec = __m512i;
 // `lanes` bytes at p, zero- or sign-extended to int32 lanes.
@@ -109,12 +109,6 @@ inline ivec or_i(ivec a, ivec b) noexcept { return _mm512_or_si512(a, b); }
 inline ivec srl_i(ivec a, int s) noexcept { return _mm512_srli_epi32(a, static_cast<unsigned>(s)); }
 inline ivec sll4(ivec a) noexcept { return _mm512_slli_epi32(a, 4); }
 inline ivec sub_i(ivec a, int b) noexcept { return _mm512_sub_epi32(a, _mm512_set1_epi32(b)); }
-// Lane i: (x >> (first + i)) & 1, shifted to bit 4.
-inline ivec bit4_of(std::uint32_t x, int first) noexcept {
-  const __m512i idx = _mm512_add_epi32(_mm512_set1_epi32(first),
-                                       _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
-  return sll4(and_i(_mm512_srlv_epi32(_mm512_set1_epi32(static_cast<int>(x)), idx), 1));
-}
 inline simd::vec to_float(ivec a) noexcept { return _mm512_cvtepi32_ps(a); }
 // The fp16 at p broadcast to every lane, converted in the vector unit.
 inline simd::vec half_bcast(const std::uint8_t* p) noexcept {
@@ -136,10 +130,6 @@ inline ivec or_i(ivec a, ivec b) noexcept { return _mm256_or_si256(a, b); }
 inline ivec srl_i(ivec a, int s) noexcept { return _mm256_srli_epi32(a, s); }
 inline ivec sll4(ivec a) noexcept { return _mm256_slli_epi32(a, 4); }
 inline ivec sub_i(ivec a, int b) noexcept { return _mm256_sub_epi32(a, _mm256_set1_epi32(b)); }
-inline ivec bit4_of(std::uint32_t x, int first) noexcept {
-  const __m256i idx = _mm256_add_epi32(_mm256_set1_epi32(first), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-  return sll4(and_i(_mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(x)), idx), 1));
-}
 inline simd::vec to_float(ivec a) noexcept { return _mm256_cvtepi32_ps(a); }
 inline simd::vec half_bcast(const std::uint8_t* p) noexcept {
   std::uint16_t h;
@@ -149,36 +139,6 @@ inline simd::vec half_bcast(const std::uint8_t* p) noexcept {
 inline simd::vec mul(simd::vec a, simd::vec b) noexcept { return _mm256_mul_ps(a, b); }
 #endif
 
-// Q5_0 and Q6_K value by value in vector lanes (their high bits are scattered across the block):
-// the SIMD builds without decode.hpp's byte unpacker use this.
-template <block_format F>
-inline void widen_scattered(const std::uint8_t* row, std::size_t k, simd::vec* w) noexcept {
-  if constexpr (F == block_format::q5_0) {
-    const std::uint8_t* p = row + k * 22;
-    const simd::vec d = half_bcast(p);
-    std::uint32_t qh;
-    std::memcpy(&qh, p + 2, 4);
-    for (std::size_t v = 0; v < vectors_per_block; ++v) {
-      const std::size_t j = v * lanes;
-      const ivec b = widen_u8(p + 6 + j % 16);
-      const ivec lo = j < 16 ? and_i(b, 0xF) : srl_i(b, 4);
-      w[v] = mul(to_float(sub_i(or_i(lo, bit4_of(qh, static_cast<int>(j))), 16)), d);
-    }
-  } else if constexpr (F == block_format::q6_k) {
-    const quant::block_ref b = quant::locate<F>(row, k);
-    const int half_index = b.sub / 4, kk = b.sub % 4;
-    const std::uint8_t* ql = b.q + 64 * half_index + (kk & 1) * 32;
-    const std::uint8_t* qh = b.q + 128 + 32 * half_index;
-    const simd::vec d_lo = simd::broadcast(b.d_lo), d_hi = simd::broadcast(b.d_hi);
-    for (std::size_t v = 0; v < vectors_per_block; ++v) {
-      const ivec lo = and_i(srl_i(widen_u8(ql + v * lanes), kk < 2 ? 0 : 4), 0xF);
-      const ivec hi = and_i(srl_i(widen_u8(qh + v * lanes), 2 * kk), 3);
-      w[v] = mul(to_float(sub_i(or_i(lo, sll4(hi)), 32)), v * lanes < 16 ? d_lo : d_hi);
-    }
-  }
-}
-
-#if defined(SPECDEC_QUANT_512) || defined(SPECDEC_QUANT_256)
 // Bytes v*lanes .. v*lanes + lanes - 1 of the 32 in u, zero-extended to int32 lanes.
 inline ivec bytes_of(__m256i u, std::size_t v) noexcept {
 #if defined(__AVX512F__)
@@ -188,7 +148,6 @@ inline ivec bytes_of(__m256i u, std::size_t v) noexcept {
   return _mm256_cvtepu8_epi32(v % 2 == 0 ? half128 : _mm_srli_si128(half128, 8));
 #endif
 }
-#endif
 
 // Block k of a row as V vectors of fp32: w[v] holds values v*lanes .. v*lanes + lanes - 1.
 // The arithmetic is gguf/dequantize.hpp's (q * d, or q * d + m as one FMA, the form the
@@ -230,9 +189,9 @@ inline void widen(const std::uint8_t* row, std::size_t k, simd::vec* w,
       w[v] = simd::fmadd(to_float(u), d, m);
     }
   } else if constexpr (F == block_format::q5_0 || F == block_format::q6_k) {
-#if defined(SPECDEC_QUANT_512) || defined(SPECDEC_QUANT_256)
-    // The integer path's unpacker (decode.hpp) assembles the 32 bytes u = q + offset in one
-    // register (a handful of byte operations for all 32 values); each vector widens from there.
+    // Their high bits are scattered over the block: the integer path's unpacker (decode.hpp)
+    // assembles the 32 bytes u = q + offset in one register (a handful of byte operations for
+    // all 32 values), and each vector widens its bytes from there.
     const quant::block256 b = quant::unpack256<F>(row, k);
     simd::vec d_lo, d_hi;
     if constexpr (F == block_format::q5_0) {
@@ -245,9 +204,6 @@ inline void widen(const std::uint8_t* row, std::size_t k, simd::vec* w,
     for (std::size_t v = 0; v < vectors_per_block; ++v) {
       w[v] = mul(to_float(sub_i(bytes_of(b.u, v), offset)), v * lanes < 16 ? d_lo : d_hi);
     }
-#else
-    widen_scattered<F>(row, k, w);
-#endif
   }
 }
 
@@ -430,21 +386,21 @@ template <block_format F>
 inline void gemm(thread_pool& pool, const weight_matrix& w, const float* x, std::size_t n, float* y,
                  std::size_t ldy) {
   const std::size_t n_row_blocks = (w.rows() + block_rows - 1) / block_rows;
-  if (n >= panel_from_tokens) {
-    pool.parallel_for(n_row_blocks, [&](std::size_t b_begin, std::size_t b_end) {
-      rows_via_panels<F>(w, x, n, y, ldy, b_begin * block_rows, std::min(b_end * block_rows, w.rows()));
-    });
-    return;
-  }
+  const bool panels = n >= panel_from_tokens;
   const float* xp = x;
-  if (n > 1) {
+  if (!panels && n > 1) {
     auto& buf = pack_scratch();
     if (buf.size() < n * w.cols()) buf.resize(n * w.cols());
     pack(x, n, w.cols(), buf.data());
     xp = buf.data();
   }
   pool.parallel_for(n_row_blocks, [&](std::size_t b_begin, std::size_t b_end) {
-    rows<F>(w, xp, n, y, ldy, b_begin * block_rows, std::min(b_end * block_rows, w.rows()));
+    const std::size_t r0 = b_begin * block_rows, r1 = std::min(b_end * block_rows, w.rows());
+    if (panels) {
+      rows_via_panels<F>(w, x, n, y, ldy, r0, r1);
+    } else {
+      rows<F>(w, xp, n, y, ldy, r0, r1);
+    }
   });
 }
 
