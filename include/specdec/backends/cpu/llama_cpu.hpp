@@ -7,6 +7,7 @@
 // logits are bit-identical whatever the batch.
 #pragma once
 
+#include <specdec/backends/cpu/aligned.hpp>
 #include <specdec/backends/cpu/attention.hpp>
 #include <specdec/backends/cpu/kv_cache.hpp>
 #include <specdec/backends/cpu/llama_weights.hpp>
@@ -293,17 +294,17 @@ class llama_cpu {
     const auto qd = static_cast<std::size_t>(config_.n_head * config_.head_dim);
     const auto kvd = static_cast<std::size_t>(config_.n_embd_kv());
     const auto ff = static_cast<std::size_t>(config_.n_ff);
-    x_ = xt::empty<float>({rows, e});
-    xn_ = xt::empty<float>({rows, e});
-    tmp_ = xt::empty<float>({rows, e});
-    qkv_ = xt::empty<float>({rows, qd + 2 * kvd});
-    q_ = xt::empty<float>({rows, qd});
-    att_ = xt::empty<float>({rows, qd});
-    gate_up_ = xt::empty<float>({rows, 2 * ff});
-    ffn_ = xt::empty<float>({rows, ff});
+    x_ = activations_t::from_shape({rows, e});
+    xn_ = activations_t::from_shape({rows, e});
+    tmp_ = activations_t::from_shape({rows, e});
+    qkv_ = activations_t::from_shape({rows, qd + 2 * kvd});
+    q_ = activations_t::from_shape({rows, qd});
+    att_ = activations_t::from_shape({rows, qd});
+    gate_up_ = activations_t::from_shape({rows, 2 * ff});
+    ffn_ = activations_t::from_shape({rows, ff});
     const auto half = static_cast<std::size_t>(config_.n_rot / 2);
-    cos_ = xt::empty<float>({rows, half});
-    sin_ = xt::empty<float>({rows, half});
+    cos_ = activations_t::from_shape({rows, half});
+    sin_ = activations_t::from_shape({rows, half});
   }
 
   // Registers the batch's rows as pending rows of their sequences (after validate: nothing here
@@ -479,7 +480,9 @@ class llama_cpu {
   std::vector<std::int32_t> out_first_, out_count_;  // [n_steps]
 
   // Activations, [rows, dim] with rows grown to the largest step seen.
-  xt::xtensor<float, 2> x_, xn_, tmp_, qkv_, q_, att_, gate_up_, ffn_, cos_, sin_;
+  // Activation rows, 64-byte aligned (aligned.hpp: split loads cost the products ~20 %).
+  using activations_t = xt::xtensor<float, 2, xt::layout_type::row_major, aligned_allocator<float>>;
+  activations_t x_, xn_, tmp_, qkv_, q_, att_, gate_up_, ffn_, cos_, sin_;
   std::vector<float> logits_;  // [n_out, n_vocab]
 };
 

@@ -11,6 +11,7 @@
 // the largest n x cols seen (it holds no state between calls; results do not depend on it).
 #pragma once
 
+#include <specdec/backends/cpu/aligned.hpp>
 #include <specdec/backends/cpu/matmul.hpp>
 #include <specdec/backends/cpu/quant/bf16_gemm.hpp>
 #include <specdec/backends/cpu/quant/fgemm.hpp>
@@ -26,12 +27,12 @@ inline namespace SPECDEC_CPU_ISA {
 inline namespace SPECDEC_QUANT_ISA {
 namespace detail {
 
-inline std::vector<std::byte>& project_scratch() {
-  thread_local std::vector<std::byte> buffer;
+inline aligned_vector<std::byte>& project_scratch() {
+  thread_local aligned_vector<std::byte> buffer;
   return buffer;
 }
-inline std::vector<float>& project_f32_scratch() {
-  thread_local std::vector<float> buffer;
+inline aligned_vector<float>& project_f32_scratch() {
+  thread_local aligned_vector<float> buffer;
   return buffer;
 }
 

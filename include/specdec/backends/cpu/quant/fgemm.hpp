@@ -19,6 +19,7 @@
 //   y[t, r] = reduce_lanes(acc[r][t])
 #pragma once
 
+#include <specdec/backends/cpu/aligned.hpp>
 #include <specdec/backends/cpu/matmul.hpp>
 #include <specdec/backends/cpu/quant/decode.hpp>
 #include <specdec/backends/cpu/thread_pool.hpp>
@@ -340,8 +341,8 @@ inline void rows(const weight_matrix& w, const float* xp, std::size_t n, float* 
 #endif
 inline constexpr std::size_t panel_from_tokens = SPECDEC_FQUANT_PANEL_FROM;
 
-inline std::vector<float>& panel_scratch() {
-  thread_local std::vector<float> buffer;
+inline aligned_vector<float>& panel_scratch() {
+  thread_local aligned_vector<float> buffer;
   return buffer;
 }
 
@@ -373,8 +374,8 @@ inline void rows_via_panels(const weight_matrix& w, const float* x, std::size_t 
   }
 }
 
-inline std::vector<float>& pack_scratch() {
-  thread_local std::vector<float> buffer;
+inline aligned_vector<float>& pack_scratch() {
+  thread_local aligned_vector<float> buffer;
   return buffer;
 }
 
