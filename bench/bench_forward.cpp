@@ -1,6 +1,8 @@
 // Forward cost curves of the CPU backend on the default model: ms per forward of n rows of one
-// sequence on top of a 256-token cache, n = 1..64 (this curve decides tree budgets), and of B
-// sequences with one row each (batched decoding). docs/benchmarks.md has the numbers.
+// sequence on top of a 256-token cache, n = 1..64 (this curve decides tree budgets), of n = 1 and 8
+// rows on longer caches (context_cost: 512 and 2,048 tokens, where attention over the cache
+// matters), of a 512-token prefill, and of B sequences with one row each (batched decoding).
+// docs/benchmarks.md has the numbers.
 //   build/bench/bench_forward [--benchmark_repetitions=5 --benchmark_report_aggregates_only=true]
 // The model path comes from SPECDEC_MODEL when set, else the default model; threads from SPECDEC_THREADS;
 // SPECDEC_WEIGHTS and SPECDEC_ACTIVATIONS take --weights / --activations values (default auto, f32).
@@ -27,7 +29,7 @@ specdec::cpu::llama_cpu& model() {
     if (activations != nullptr) {
       opt.activations = specdec::cpu::parse_activation_format(activations, "SPECDEC_ACTIVATIONS");
     }
-    opt.n_ctx = 512;
+    opt.n_ctx = 2048 + 64;
     opt.max_sequences = 8;
     return specdec::cpu::llama_cpu(path != nullptr ? path : SPECDEC_BENCH_MODEL, opt);
   }();
@@ -75,6 +77,42 @@ void forward_cost(benchmark::State& state) {
   state.counters["n_tokens"] = static_cast<double>(n);
 }
 
+// A chain of n rows after a cache of `context` tokens: cost of attention over long caches.
+void context_cost(benchmark::State& state) {
+  auto& m = model();
+  const auto context = static_cast<std::size_t>(state.range(0));
+  const auto n = static_cast<std::size_t>(state.range(1));
+  const specdec::seq_id s = m.create_sequence();
+  (void)m.prefill(s, random_tokens(context, 3));
+  specdec::forward_batch batch;
+  batch.steps.push_back(specdec::sequence_step::chain(s, random_tokens(n, 4), m.n_past(s)));
+  const auto check = m.forward(batch);
+  m.truncate(s, m.n_past(s));
+  if (!finite(check.rows)) state.SkipWithError("non-finite logits");
+  for (auto _ : state) {
+    const auto l = m.forward(batch);
+    benchmark::DoNotOptimize(l.rows.data);
+    m.truncate(s, m.n_past(s));
+  }
+  m.free_sequence(s);
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
+  state.counters["context"] = static_cast<double>(context);
+}
+
+// Prefill of an n-token prompt into an empty sequence (logits of the last row only).
+void prefill_cost(benchmark::State& state) {
+  auto& m = model();
+  const auto n = static_cast<std::size_t>(state.range(0));
+  const auto prompt = random_tokens(n, 5);
+  for (auto _ : state) {
+    const specdec::seq_id s = m.create_sequence();
+    const auto l = m.prefill(s, prompt);
+    benchmark::DoNotOptimize(l);
+    m.free_sequence(s);
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
+}
+
 // B sequences, each with its own 256-token cache, one row each: a batched autoregressive step.
 void batch_cost(benchmark::State& state) {
   auto& m = model();
@@ -103,6 +141,9 @@ void batch_cost(benchmark::State& state) {
 
 BENCHMARK(forward_cost)->Arg(1)->Arg(2)->Arg(4)->Arg(8)->Arg(16)->Arg(32)->Arg(64)
     ->Unit(benchmark::kMillisecond)->MinTime(1.0)->UseRealTime();
+BENCHMARK(context_cost)->ArgsProduct({{256, 512, 2048}, {1, 8}})
+    ->Unit(benchmark::kMillisecond)->MinTime(1.0)->UseRealTime();
+BENCHMARK(prefill_cost)->Arg(512)->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseRealTime();
 BENCHMARK(batch_cost)->Arg(1)->Arg(2)->Arg(4)->Arg(8)->Unit(benchmark::kMillisecond)->MinTime(1.0)->UseRealTime();
 
 BENCHMARK_MAIN();

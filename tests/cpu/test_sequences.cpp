@@ -145,6 +145,37 @@ TEST_CASE("B sequences in one forward equal each sequence run alone", "[cpu]") {
   }
 }
 
+TEST_CASE("sequences whose caches span several attention key blocks, batched, equal each path alone", "[cpu]") {
+  // Attention reads K/V in blocks of 64 keys shared by a task's rows and heads (attention.hpp):
+  // caches just below, at and above one block and across several, with trees, in one forward.
+  auto& m = default_model();
+  const std::vector<std::size_t> lengths = SPECDEC_TEST_SANITIZED ? std::vector<std::size_t>{65, 150}
+                                                                  : std::vector<std::size_t>{63, 64, 65, 150, 201};
+  std::vector<seq_id> seqs;
+  std::vector<std::vector<token_id>> prompts, trees;
+  forward_batch batch;
+  for (std::size_t k = 0; k < lengths.size(); ++k) {
+    const auto u = static_cast<unsigned>(k);
+    prompts.push_back(random_tokens(lengths[k], 300 + u));
+    seqs.push_back(m.create_sequence());
+    (void)m.prefill(seqs.back(), prompts.back());
+    trees.push_back(random_tokens(tree_parent.size(), 400 + u));
+    batch.steps.push_back(part(seqs.back(), trees.back(), tree_parent, m.n_past(seqs.back()), 0, tree_parent.size()));
+  }
+  const auto out = m.forward(batch);
+  for (std::size_t k = 0; k < lengths.size(); ++k) {
+    const auto got = rows_of(out.step(k));
+    REQUIRE(got.size() == tree_parent.size());
+    // Every node under the release build; the deepest three under sanitizers.
+    const std::size_t first = SPECDEC_TEST_SANITIZED ? got.size() - 3 : 0;
+    for (std::size_t i = first; i < got.size(); ++i) {
+      INFO("cache of " << lengths[k] << " tokens, node " << i);
+      CHECK(bitwise_equal(got[i], alone(m, prompts[k], path_to(trees[k], tree_parent, i))));
+    }
+  }
+  for (auto s : seqs) m.free_sequence(s);
+}
+
 TEST_CASE("committing a path whose rows come from three forwards, then continuing, equals a fresh run", "[cpu]") {
   auto& m = default_model();
   const auto tokens = random_tokens(tree_parent.size(), 11);

@@ -181,7 +181,7 @@ TEST_CASE("matmul matches a double-precision reference on the default model's sh
   }
 }
 
-TEST_CASE("dot4 and weighted_sum equal dot and repeated axpy bit for bit", "[cpu]") {
+TEST_CASE("dot4, weighted_sum and weighted_sum_add in blocks equal dot and repeated axpy bit for bit", "[cpu]") {
   std::mt19937 rng(5);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   for (std::size_t n : {1u, 7u, 16u, 33u, 64u, 100u, 128u, 129u}) {
@@ -203,5 +203,10 @@ TEST_CASE("dot4 and weighted_sum equal dot and repeated axpy bit for bit", "[cpu
     specdec::cpu::weighted_sum(w.data(), rows.data(), m, got.data(), n);
     for (std::size_t k = 0; k < m; ++k) specdec::cpu::axpy(w[k], rows[k], want.data(), n);
     CHECK(std::memcmp(got.data(), want.data(), n * sizeof(float)) == 0);
+    // In two key blocks (attention's V pass): the first 20 keys, then the rest onto the result.
+    std::vector<float> blocks(n, 0.0f);
+    specdec::cpu::weighted_sum_add(w.data(), rows.data(), 20, blocks.data(), n);
+    specdec::cpu::weighted_sum_add(w.data() + 20, rows.data() + 20, m - 20, blocks.data(), n);
+    CHECK(std::memcmp(blocks.data(), want.data(), n * sizeof(float)) == 0);
   }
 }

@@ -4,7 +4,9 @@
 // is the order the same path would have as a plain sequence, and every sum runs in that order: a
 // row's output is bit-identical to running its root-to-node path alone, whatever else is in the batch.
 // Scores use dot4 (bit-identical to dot); exp runs vectorised over a 64-byte aligned buffer padded to
-// whole packets, so every element takes the same code path whatever the number of keys.
+// whole packets, so every element takes the same code path whatever the number of keys. The K/V
+// rows of a GQA group are read once per task for all the task's rows and query heads (see
+// attention_tasks), not once per (row, head).
 #pragma once
 
 #include <specdec/backends/cpu/kv_cache.hpp>
@@ -37,58 +39,144 @@ struct attention_row {
   std::int32_t count = 0;
 };
 
+// How the (row, query head) pairs of a step are cut into tasks: a task holds one KV group g, a
+// chunk of consecutive rows and a chunk of g's query heads, and reads each K/V row of the group
+// once for all of its (row, head) pairs (key blocks small enough to stay in L1 between the pairs):
+// the rows of one sequence share its committed slots, the heads of a group share their K/V. Rows
+// are split before heads, into at least tasks_per_thread x threads tasks where there are enough.
+// The cut changes no result: every (row, head) is computed by the same code in the same order.
+struct attention_tasks {
+  std::size_t row_chunks = 1, head_chunks = 1, rows_per_chunk = 1, heads_per_chunk = 1;
+  static constexpr std::size_t tasks_per_thread = 4;
+
+  attention_tasks(std::size_t n_rows, std::size_t n_head_kv, std::size_t group, std::size_t threads) {
+    const std::size_t want = tasks_per_thread * std::max<std::size_t>(threads, 1);
+    const std::size_t kv = std::max<std::size_t>(n_head_kv, 1);
+    row_chunks = std::clamp<std::size_t>((want + kv - 1) / kv, 1, std::max<std::size_t>(n_rows, 1));
+    rows_per_chunk = (n_rows + row_chunks - 1) / row_chunks;
+    row_chunks = std::max<std::size_t>((n_rows + rows_per_chunk - 1) / rows_per_chunk, 1);
+    const std::size_t have = kv * row_chunks;
+    head_chunks = have >= want ? 1 : std::min(group, (want + have - 1) / have);
+    heads_per_chunk = (group + head_chunks - 1) / head_chunks;
+    head_chunks = (group + heads_per_chunk - 1) / heads_per_chunk;
+  }
+  [[nodiscard]] std::size_t count(std::size_t n_head_kv) const noexcept { return n_head_kv * row_chunks * head_chunks; }
+};
+
 // q:   [n, n_head * head_dim]  (rotated)           out: [n, n_head * head_dim]
 // K/V of the step's rows are already in their cache slots of `layer`.
 inline void tree_attention(thread_pool& pool, const kv_cache& cache, std::int32_t layer,
                            std::span<const attention_row> rows, const std::int32_t* ancestors, const float* q,
                            float* out, const attention_shape& s) {
-  const auto n = static_cast<std::int32_t>(rows.size());
-  const std::int64_t group = s.n_head / s.n_head_kv;
+  const auto n = rows.size();
+  const auto group = static_cast<std::size_t>(s.n_head / s.n_head_kv);
+  const auto n_kv = static_cast<std::size_t>(s.n_head_kv);
   const auto hd = static_cast<std::size_t>(s.head_dim);
   const float scale = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
   const std::size_t q_stride = static_cast<std::size_t>(s.n_head) * hd;
   std::int32_t most_keys = 0;
   for (const auto& r : rows) most_keys = std::max(most_keys, r.n_past + r.count);
+  const attention_tasks cut(n, n_kv, group, pool.size());
+  // Keys per block of the K and V passes: 64 keys of 64 floats are 16 KB of K (or V).
+  constexpr std::size_t key_block = 64;
 
-  pool.parallel_for(static_cast<std::size_t>(n) * static_cast<std::size_t>(s.n_head),
-                    [&](std::size_t begin, std::size_t end) {
+  pool.parallel_for(cut.count(n_kv), [&](std::size_t begin, std::size_t end) {
     constexpr Eigen::Index packet = 16;  // pad to whole AVX-512 packets (a multiple of every ISA's)
-    const auto capacity = static_cast<Eigen::Index>((most_keys + packet - 1) / packet * packet);
-    Eigen::ArrayXf scores(capacity);  // 64-byte aligned by Eigen
-    std::vector<const float*> keys(static_cast<std::size_t>(most_keys));
-    std::vector<const float*> values(static_cast<std::size_t>(most_keys));
+    const auto capacity = static_cast<std::size_t>((most_keys + packet - 1) / packet * packet);
+    const std::size_t max_pairs = cut.rows_per_chunk * cut.heads_per_chunk;
+    Eigen::ArrayXf scores(static_cast<Eigen::Index>(max_pairs * capacity));  // aligned by Eigen (EIGEN_MAX_ALIGN_BYTES); rows of `capacity` floats keep it
+    std::vector<const float*> keys(cut.rows_per_chunk * static_cast<std::size_t>(most_keys));
+    std::vector<const float*> values(keys.size());
+    std::vector<std::size_t> n_keys(cut.rows_per_chunk);
+    std::vector<float> inv_sum(max_pairs);
     for (std::size_t task = begin; task < end; ++task) {
-      const auto i = static_cast<std::int32_t>(task / static_cast<std::size_t>(s.n_head));
-      const auto h = static_cast<std::int64_t>(task % static_cast<std::size_t>(s.n_head));
-      const auto g = static_cast<std::int32_t>(h / group);
-      const attention_row& row = rows[static_cast<std::size_t>(i)];
-      const float* qi = q + static_cast<std::size_t>(i) * q_stride + static_cast<std::size_t>(h) * hd;
-      float* oi = out + static_cast<std::size_t>(i) * q_stride + static_cast<std::size_t>(h) * hd;
+      // g major, so a thread's consecutive tasks share a group's K/V.
+      const std::size_t g = task / (cut.row_chunks * cut.head_chunks);
+      const std::size_t rc = task / cut.head_chunks % cut.row_chunks, hc = task % cut.head_chunks;
+      const std::size_t i0 = rc * cut.rows_per_chunk, i1 = std::min(n, i0 + cut.rows_per_chunk);
+      const std::size_t h0 = g * group + hc * cut.heads_per_chunk;
+      const std::size_t h1 = std::min(g * group + group, h0 + cut.heads_per_chunk);
+      const std::size_t nh = h1 - h0;
+      if (i0 >= i1 || h0 >= h1) continue;
 
-      std::size_t n_keys = 0;
-      auto add_slot = [&](std::int32_t slot) {
-        keys[n_keys] = cache.k(*row.table, layer, g, slot);
-        values[n_keys] = cache.v(*row.table, layer, g, slot);
-        ++n_keys;
-      };
-      for (std::int32_t t = 0; t < row.n_past; ++t) add_slot(t);
-      for (std::int32_t a = 0; a < row.count; ++a) add_slot(ancestors[row.first + a]);
-    std::size_t k = 0;
-      for (; k + 4 <= n_keys; k += 4) dot4(qi, keys[k], keys[k + 1], keys[k + 2], keys[k + 3], hd, &scores[static_cast<Eigen::Index>(k)]);
-      for (; k < n_keys; ++k) scores[static_cast<Eigen::Index>(k)] = dot(qi, keys[k], hd);
-      float max_score = -std::numeric_limits<float>::infinity();
-      for (k = 0; k < n_keys; ++k) {
-        scores[static_cast<Eigen::Index>(k)] *= scale;
-        max_score = std::max(max_score, scores[static_cast<Eigen::Index>(k)]);
+      std::size_t longest = 0;
+      for (std::size_t i = i0; i < i1; ++i) {
+        const attention_row& row = rows[i];
+        const std::size_t base = (i - i0) * static_cast<std::size_t>(most_keys);
+        std::size_t m = 0;
+        auto add_slot = [&](std::int32_t slot) {
+          keys[base + m] = cache.k(*row.table, layer, static_cast<std::int32_t>(g), slot);
+          values[base + m] = cache.v(*row.table, layer, static_cast<std::int32_t>(g), slot);
+          ++m;
+        };
+        for (std::int32_t t = 0; t < row.n_past; ++t) add_slot(t);
+        for (std::int32_t a = 0; a < row.count; ++a) add_slot(ancestors[row.first + a]);
+        n_keys[i - i0] = m;
+        longest = std::max(longest, m);
       }
-      const auto padded = static_cast<Eigen::Index>((n_keys + packet - 1) / packet * packet);
-      scores.segment(static_cast<Eigen::Index>(n_keys), padded - static_cast<Eigen::Index>(n_keys)).setConstant(max_score);
-      scores.head(padded) = (scores.head(padded) - max_score).exp();
-      float sum = 0.0f;
-      for (k = 0; k < n_keys; ++k) sum += scores[static_cast<Eigen::Index>(k)];
-      weighted_sum(scores.data(), values.data(), n_keys, oi, hd);
-      const float inv = 1.0f / sum;
-      for (std::size_t d = 0; d < hd; ++d) oi[d] *= inv;
+      // A task of one (row, head) shares nothing: one block of all its keys.
+      const std::size_t kb = (i1 - i0) * nh == 1 ? std::max<std::size_t>(longest, 1) : key_block;
+      auto pair_scores = [&](std::size_t i, std::size_t h) {
+        return scores.data() + ((i - i0) * nh + (h - h0)) * capacity;
+      };
+      auto query = [&](std::size_t i, std::size_t h) { return q + i * q_stride + h * hd; };
+
+      // Scores, key block by key block: each block's K rows are read once from memory for every
+      // (row, head) of the task. dot4 is bit-identical to dot, so the grouping does not matter.
+      for (std::size_t k0 = 0; k0 < longest; k0 += kb) {
+        for (std::size_t i = i0; i < i1; ++i) {
+          const std::size_t m = n_keys[i - i0];
+          if (k0 >= m) continue;
+          const std::size_t k1 = std::min(m, k0 + kb);
+          const float* const* ki = keys.data() + (i - i0) * static_cast<std::size_t>(most_keys);
+          for (std::size_t h = h0; h < h1; ++h) {
+            const float* qi = query(i, h);
+            float* sc = pair_scores(i, h);
+            std::size_t k = k0;
+            for (; k + 4 <= k1; k += 4) dot4(qi, ki[k], ki[k + 1], ki[k + 2], ki[k + 3], hd, sc + k);
+            for (; k < k1; ++k) sc[k] = dot(qi, ki[k], hd);
+          }
+        }
+      }
+      // Softmax of each (row, head) over its keys, as for a row run alone.
+      for (std::size_t i = i0; i < i1; ++i) {
+        const std::size_t m = n_keys[i - i0];
+        for (std::size_t h = h0; h < h1; ++h) {
+          Eigen::Map<Eigen::ArrayXf, Eigen::AlignedMax> sc(pair_scores(i, h), static_cast<Eigen::Index>(capacity));
+          float max_score = -std::numeric_limits<float>::infinity();
+          for (std::size_t k = 0; k < m; ++k) {
+            sc[static_cast<Eigen::Index>(k)] *= scale;
+            max_score = std::max(max_score, sc[static_cast<Eigen::Index>(k)]);
+          }
+          const auto padded = static_cast<Eigen::Index>((m + packet - 1) / packet * packet);
+          sc.segment(static_cast<Eigen::Index>(m), padded - static_cast<Eigen::Index>(m)).setConstant(max_score);
+          sc.head(padded) = (sc.head(padded) - max_score).exp();
+          float sum = 0.0f;
+          for (std::size_t k = 0; k < m; ++k) sum += sc[static_cast<Eigen::Index>(k)];
+          inv_sum[(i - i0) * nh + (h - h0)] = 1.0f / sum;
+          std::fill(out + i * q_stride + h * hd, out + i * q_stride + (h + 1) * hd, 0.0f);
+        }
+      }
+      // Weighted sums of V in key blocks onto the zeroed outputs (weighted_sum_add keeps the
+      // key order of one weighted_sum over all keys), then the normalisation.
+      for (std::size_t k0 = 0; k0 < longest; k0 += kb) {
+        for (std::size_t i = i0; i < i1; ++i) {
+          const std::size_t m = n_keys[i - i0];
+          if (k0 >= m) continue;
+          const std::size_t k1 = std::min(m, k0 + kb);
+          const float* const* vi = values.data() + (i - i0) * static_cast<std::size_t>(most_keys);
+          for (std::size_t h = h0; h < h1; ++h) {
+            weighted_sum_add(pair_scores(i, h) + k0, vi + k0, k1 - k0, out + i * q_stride + h * hd, hd);
+          }
+        }
+      }
+      for (std::size_t i = i0; i < i1; ++i) {
+        for (std::size_t h = h0; h < h1; ++h) {
+          float* oi = out + i * q_stride + h * hd;
+          const float inv = inv_sum[(i - i0) * nh + (h - h0)];
+          for (std::size_t d = 0; d < hd; ++d) oi[d] *= inv;
+        }
+      }
     }
   });
 }

@@ -267,9 +267,12 @@ inline void dot4(const float* a, const float* b0, const float* b1, const float* 
   simd::reduce4(acc0, acc1, acc2, acc3, out);
 }
 
-// y = sum_k w[k] * x[k] over k in [0, m), accumulated in k order from zero: bit-identical to
-// zeroing y and calling axpy(w[k], x[k], y, n) for k = 0, 1, ... (attention's weighted sum of V),
-// with the accumulators held in registers when n is a multiple of the lanes and at most 8 vectors.
+// y += sum_k w[k] * x[k] over k in [0, m), accumulated in k order onto y's values: bit-identical to
+// calling axpy(w[k], x[k], y, n) for k = 0, 1, ... (attention's weighted sum of V, which may come in
+// consecutive key blocks), with the accumulators held in registers when n is a multiple of the
+// lanes and at most 8 vectors.
+inline void weighted_sum_add(const float* w, const float* const* x, std::size_t m, float* y, std::size_t n) noexcept;
+// The same from y = 0.
 inline void weighted_sum(const float* w, const float* const* x, std::size_t m, float* y, std::size_t n) noexcept;
 
 // y[i] = a * x[i] + y[i] over [0, n), the same (fused where SIMD) operation for every element.
@@ -285,12 +288,12 @@ inline void axpy(float a, const float* x, float* y, std::size_t n) noexcept {
   }
 }
 
-inline void weighted_sum(const float* w, const float* const* x, std::size_t m, float* y, std::size_t n) noexcept {
+inline void weighted_sum_add(const float* w, const float* const* x, std::size_t m, float* y, std::size_t n) noexcept {
   constexpr std::size_t max_vectors = 8;
   const std::size_t n_vec = n / simd::lanes;
   if (n % simd::lanes == 0 && n_vec <= max_vectors) {
     simd::vec acc[max_vectors];
-    for (std::size_t j = 0; j < n_vec; ++j) acc[j] = simd::zero();
+    for (std::size_t j = 0; j < n_vec; ++j) acc[j] = simd::load(y + j * simd::lanes);
     for (std::size_t k = 0; k < m; ++k) {
       const simd::vec wk = simd::broadcast(w[k]);
       for (std::size_t j = 0; j < n_vec; ++j) acc[j] = simd::fmadd(wk, simd::load(x[k] + j * simd::lanes), acc[j]);
@@ -298,8 +301,12 @@ inline void weighted_sum(const float* w, const float* const* x, std::size_t m, f
     for (std::size_t j = 0; j < n_vec; ++j) simd::store(y + j * simd::lanes, acc[j]);
     return;
   }
-  std::fill(y, y + n, 0.0f);
   for (std::size_t k = 0; k < m; ++k) axpy(w[k], x[k], y, n);
+}
+
+inline void weighted_sum(const float* w, const float* const* x, std::size_t m, float* y, std::size_t n) noexcept {
+  std::fill(y, y + n, 0.0f);
+  weighted_sum_add(w, x, m, y, n);
 }
 
 }  // inline namespace SPECDEC_CPU_ISA
