@@ -1,7 +1,7 @@
 // Cache-line aligned storage for the CPU backend's activation and scratch buffers.
 // std::allocator (malloc) aligns to 16 bytes, so half of a 32-byte AVX2 load from such a buffer
 // straddles two cache lines when the row stride is a multiple of 16 floats; the split loads cost
-// about 20 % of a multi-token weight product on Zen 3 (bench_qmatmul, docs/benchmarks.md).
+// fgemm's 8-token block ~20 % on Zen 3 (one core, a scratch harness; docs/benchmarks.md).
 // Alignment never changes a result: the same instructions run on the same values.
 #pragma once
 

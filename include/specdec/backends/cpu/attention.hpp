@@ -3,7 +3,7 @@
 // Keys are visited in slot order (committed first, then pending ancestors by pending index), which
 // is the order the same path would have as a plain sequence, and every sum runs in that order: a
 // row's output is bit-identical to running its root-to-node path alone, whatever else is in the batch.
-// Scores use dot4 (bit-identical to dot); exp runs vectorised over a 64-byte aligned buffer padded to
+// Scores use dot4 (bit-identical to dot); exp runs vectorised over an aligned buffer padded to
 // whole packets, so every element takes the same code path whatever the number of keys. The K/V
 // rows of a GQA group are read once per task for all the task's rows and query heads (see
 // attention_tasks), not once per (row, head).
@@ -45,13 +45,14 @@ struct attention_row {
 // the rows of one sequence share its committed slots, the heads of a group share their K/V. Rows
 // are split before heads, into at least tasks_per_thread x threads tasks where there are enough.
 // The cut changes no result: every (row, head) is computed by the same code in the same order.
+// n_rows >= 1.
 struct attention_tasks {
-  std::size_t row_chunks = 1, head_chunks = 1, rows_per_chunk = 1, heads_per_chunk = 1;
+  std::size_t kv = 1, row_chunks = 1, head_chunks = 1, rows_per_chunk = 1, heads_per_chunk = 1;
   static constexpr std::size_t tasks_per_thread = 4;
 
-  attention_tasks(std::size_t n_rows, std::size_t n_head_kv, std::size_t group, std::size_t threads) {
+  attention_tasks(std::size_t n_rows, std::size_t n_head_kv, std::size_t group, std::size_t threads)
+      : kv(std::max<std::size_t>(n_head_kv, 1)) {
     const std::size_t want = tasks_per_thread * std::max<std::size_t>(threads, 1);
-    const std::size_t kv = std::max<std::size_t>(n_head_kv, 1);
     row_chunks = std::clamp<std::size_t>((want + kv - 1) / kv, 1, std::max<std::size_t>(n_rows, 1));
     rows_per_chunk = (n_rows + row_chunks - 1) / row_chunks;
     row_chunks = std::max<std::size_t>((n_rows + rows_per_chunk - 1) / rows_per_chunk, 1);
@@ -60,7 +61,7 @@ struct attention_tasks {
     heads_per_chunk = (group + head_chunks - 1) / head_chunks;
     head_chunks = (group + heads_per_chunk - 1) / heads_per_chunk;
   }
-  [[nodiscard]] std::size_t count(std::size_t n_head_kv) const noexcept { return n_head_kv * row_chunks * head_chunks; }
+  [[nodiscard]] std::size_t count() const noexcept { return kv * row_chunks * head_chunks; }
 };
 
 // q:   [n, n_head * head_dim]  (rotated)           out: [n, n_head * head_dim]
@@ -69,6 +70,7 @@ inline void tree_attention(thread_pool& pool, const kv_cache& cache, std::int32_
                            std::span<const attention_row> rows, const std::int32_t* ancestors, const float* q,
                            float* out, const attention_shape& s) {
   const auto n = rows.size();
+  if (n == 0) return;
   const auto group = static_cast<std::size_t>(s.n_head / s.n_head_kv);
   const auto n_kv = static_cast<std::size_t>(s.n_head_kv);
   const auto hd = static_cast<std::size_t>(s.head_dim);
@@ -80,7 +82,7 @@ inline void tree_attention(thread_pool& pool, const kv_cache& cache, std::int32_
   // Keys per block of the K and V passes: 64 keys of 64 floats are 16 KB of K (or V).
   constexpr std::size_t key_block = 64;
 
-  pool.parallel_for(cut.count(n_kv), [&](std::size_t begin, std::size_t end) {
+  pool.parallel_for(cut.count(), [&](std::size_t begin, std::size_t end) {
     constexpr Eigen::Index packet = 16;  // pad to whole AVX-512 packets (a multiple of every ISA's)
     const auto capacity = static_cast<std::size_t>((most_keys + packet - 1) / packet * packet);
     const std::size_t max_pairs = cut.rows_per_chunk * cut.heads_per_chunk;
@@ -97,12 +99,13 @@ inline void tree_attention(thread_pool& pool, const kv_cache& cache, std::int32_
       const std::size_t h0 = g * group + hc * cut.heads_per_chunk;
       const std::size_t h1 = std::min(g * group + group, h0 + cut.heads_per_chunk);
       const std::size_t nh = h1 - h0;
-      if (i0 >= i1 || h0 >= h1) continue;
 
+      // Row i's keys and values are at keys / values [row_slots(i), + n_keys[i - i0]).
+      const auto row_slots = [&](std::size_t i) { return (i - i0) * static_cast<std::size_t>(most_keys); };
       std::size_t longest = 0;
       for (std::size_t i = i0; i < i1; ++i) {
         const attention_row& row = rows[i];
-        const std::size_t base = (i - i0) * static_cast<std::size_t>(most_keys);
+        const std::size_t base = row_slots(i);
         std::size_t m = 0;
         auto add_slot = [&](std::int32_t slot) {
           keys[base + m] = cache.k(*row.table, layer, static_cast<std::int32_t>(g), slot);
@@ -119,25 +122,28 @@ inline void tree_attention(thread_pool& pool, const kv_cache& cache, std::int32_
       auto pair_scores = [&](std::size_t i, std::size_t h) {
         return scores.data() + ((i - i0) * nh + (h - h0)) * capacity;
       };
-      auto query = [&](std::size_t i, std::size_t h) { return q + i * q_stride + h * hd; };
-
-      // Scores, key block by key block: each block's K rows are read once from memory for every
-      // (row, head) of the task. dot4 is bit-identical to dot, so the grouping does not matter.
-      for (std::size_t k0 = 0; k0 < longest; k0 += kb) {
-        for (std::size_t i = i0; i < i1; ++i) {
-          const std::size_t m = n_keys[i - i0];
-          if (k0 >= m) continue;
-          const std::size_t k1 = std::min(m, k0 + kb);
-          const float* const* ki = keys.data() + (i - i0) * static_cast<std::size_t>(most_keys);
-          for (std::size_t h = h0; h < h1; ++h) {
-            const float* qi = query(i, h);
-            float* sc = pair_scores(i, h);
-            std::size_t k = k0;
-            for (; k + 4 <= k1; k += 4) dot4(qi, ki[k], ki[k + 1], ki[k + 2], ki[k + 3], hd, sc + k);
-            for (; k < k1; ++k) sc[k] = dot(qi, ki[k], hd);
+      auto output = [&](std::size_t i, std::size_t h) { return out + i * q_stride + h * hd; };
+      // fn(i, h, k0, k1) for every block [k0, k1) of every (row, head) of the task, block by block,
+      // so that a block's K (or V) rows are read from memory once for all the pairs.
+      auto for_each_block = [&](auto&& fn) {
+        for (std::size_t k0 = 0; k0 < longest; k0 += kb) {
+          for (std::size_t i = i0; i < i1; ++i) {
+            const std::size_t m = n_keys[i - i0];
+            if (k0 >= m) continue;
+            for (std::size_t h = h0; h < h1; ++h) fn(i, h, k0, std::min(m, k0 + kb));
           }
         }
-      }
+      };
+
+      // Scores. dot4 is bit-identical to dot, so the grouping of keys does not matter.
+      for_each_block([&](std::size_t i, std::size_t h, std::size_t k0, std::size_t k1) {
+        const float* qi = q + i * q_stride + h * hd;
+        const float* const* ki = keys.data() + row_slots(i);
+        float* sc = pair_scores(i, h);
+        std::size_t k = k0;
+        for (; k + 4 <= k1; k += 4) dot4(qi, ki[k], ki[k + 1], ki[k + 2], ki[k + 3], hd, sc + k);
+        for (; k < k1; ++k) sc[k] = dot(qi, ki[k], hd);
+      });
       // Softmax of each (row, head) over its keys, as for a row run alone.
       for (std::size_t i = i0; i < i1; ++i) {
         const std::size_t m = n_keys[i - i0];
@@ -154,25 +160,17 @@ inline void tree_attention(thread_pool& pool, const kv_cache& cache, std::int32_
           float sum = 0.0f;
           for (std::size_t k = 0; k < m; ++k) sum += sc[static_cast<Eigen::Index>(k)];
           inv_sum[(i - i0) * nh + (h - h0)] = 1.0f / sum;
-          std::fill(out + i * q_stride + h * hd, out + i * q_stride + (h + 1) * hd, 0.0f);
+          std::fill(output(i, h), output(i, h) + hd, 0.0f);
         }
       }
-      // Weighted sums of V in key blocks onto the zeroed outputs (weighted_sum_add keeps the
-      // key order of one weighted_sum over all keys), then the normalisation.
-      for (std::size_t k0 = 0; k0 < longest; k0 += kb) {
-        for (std::size_t i = i0; i < i1; ++i) {
-          const std::size_t m = n_keys[i - i0];
-          if (k0 >= m) continue;
-          const std::size_t k1 = std::min(m, k0 + kb);
-          const float* const* vi = values.data() + (i - i0) * static_cast<std::size_t>(most_keys);
-          for (std::size_t h = h0; h < h1; ++h) {
-            weighted_sum_add(pair_scores(i, h) + k0, vi + k0, k1 - k0, out + i * q_stride + h * hd, hd);
-          }
-        }
-      }
+      // Weighted sums of V onto the zeroed outputs (weighted_sum_add over consecutive blocks keeps
+      // the key order of one weighted_sum over all keys), then the normalisation.
+      for_each_block([&](std::size_t i, std::size_t h, std::size_t k0, std::size_t k1) {
+        weighted_sum_add(pair_scores(i, h) + k0, values.data() + row_slots(i) + k0, k1 - k0, output(i, h), hd);
+      });
       for (std::size_t i = i0; i < i1; ++i) {
         for (std::size_t h = h0; h < h1; ++h) {
-          float* oi = out + i * q_stride + h * hd;
+          float* oi = output(i, h);
           const float inv = inv_sum[(i - i0) * nh + (h - h0)];
           for (std::size_t d = 0; d < hd; ++d) oi[d] *= inv;
         }

@@ -479,8 +479,7 @@ class llama_cpu {
   std::vector<std::int32_t> out_rows_;       // rows whose logits are returned, in output order
   std::vector<std::int32_t> out_first_, out_count_;  // [n_steps]
 
-  // Activations, [rows, dim] with rows grown to the largest step seen.
-  // Activation rows, 64-byte aligned (aligned.hpp: split loads cost the products ~20 %).
+  // Activations, [rows, dim] with rows grown to the largest step seen, 64-byte aligned (aligned.hpp).
   using activations_t = xt::xtensor<float, 2, xt::layout_type::row_major, aligned_allocator<float>>;
   activations_t x_, xn_, tmp_, qkv_, q_, att_, gate_up_, ffn_, cos_, sin_;
   std::vector<float> logits_;  // [n_out, n_vocab]
