@@ -173,6 +173,15 @@ bool same_bits(const float* a, const float* b, std::size_t n) { return std::memc
 
 }  // namespace
 
+TEST_CASE("the build runs the integer path its flags ask for", "[cpu]") {
+  // CMakeLists.txt names the path each variant is built for; a flag set that silently fell back
+  // to another path would test that path twice and this one never.
+#if defined(SPECDEC_EXPECT_INT_ISA)
+  CHECK(quant::int_isa_name == std::string_view(SPECDEC_EXPECT_INT_ISA));
+#endif
+  WARN("integer path " << quant::int_isa_name << ", float path " << simd::isa_name);
+}
+
 TEST_CASE("every format's product rows are bit-identical to the same token alone", "[cpu]") {
   constexpr std::size_t max_n = 40;
   thread_pool one(1);
