@@ -5,7 +5,8 @@
 // docs/benchmarks.md has the numbers.
 //   build/bench/bench_forward [--benchmark_repetitions=5 --benchmark_report_aggregates_only=true]
 // The model path comes from SPECDEC_MODEL when set, else the default model; threads from SPECDEC_THREADS;
-// SPECDEC_WEIGHTS and SPECDEC_ACTIVATIONS take --weights / --activations values (default auto, f32).
+// SPECDEC_WEIGHTS, SPECDEC_ACTIVATIONS and SPECDEC_KV_TYPE take --weights / --activations /
+// --kv-type values (default auto, f32, f32).
 #include <specdec/backends/cpu/llama_cpu.hpp>
 
 #include <benchmark/benchmark.h>
@@ -23,12 +24,14 @@ specdec::cpu::llama_cpu& model() {
     const char* threads = std::getenv("SPECDEC_THREADS");
     const char* weights = std::getenv("SPECDEC_WEIGHTS");          // --weights value, default auto
     const char* activations = std::getenv("SPECDEC_ACTIVATIONS");  // --activations value, default f32
+    const char* kv_type = std::getenv("SPECDEC_KV_TYPE");          // --kv-type value, default f32
     specdec::cpu::llama_cpu_options opt;
     opt.n_threads = threads != nullptr ? std::atoi(threads) : 2;
     if (weights != nullptr) opt.weights = specdec::cpu::parse_weight_format(weights, "SPECDEC_WEIGHTS");
     if (activations != nullptr) {
       opt.activations = specdec::cpu::parse_activation_format(activations, "SPECDEC_ACTIVATIONS");
     }
+    if (kv_type != nullptr) opt.kv_type = specdec::cpu::parse_kv_format(kv_type, "SPECDEC_KV_TYPE");
     opt.n_ctx = 2048 + 64;
     opt.max_sequences = 8;
     return specdec::cpu::llama_cpu(path != nullptr ? path : SPECDEC_BENCH_MODEL, opt);

@@ -48,6 +48,7 @@ struct options {
   std::int32_t threads = 0;
   std::string weights = "auto";
   std::string activations = "f32";
+  std::string kv_type = "f32";
   std::int32_t ctx_size = 0;
   std::int32_t budget = 0;
   std::int32_t limit = 0;
@@ -209,6 +210,7 @@ std::int64_t run(const options& o) {
   mo.n_ctx = o.ctx_size;
   mo.weights = cpu::parse_weight_format(o.weights);
   mo.activations = cpu::parse_activation_format(o.activations);
+  mo.kv_type = cpu::parse_kv_format(o.kv_type);
   cpu::llama_cpu model(file, mo);
   programs::report_weights(model, o.weights, o.quiet);
 
@@ -324,7 +326,7 @@ int main(int argc, char** argv) {
   app.add_option("--seed", o.seed, "sampling seed; prompt i uses seed + i (default 0)")
       ->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 62));
   app.add_option("-t,--threads", o.threads, "CPU threads (default: all cores)")->check(CLI::Range(1, 256));
-  specdec::programs::add_weights_option(app, o.weights, o.activations);
+  specdec::programs::add_weights_option(app, o.weights, o.activations, o.kv_type);
   app.add_option("-c,--ctx-size", o.ctx_size, "KV cache size in tokens; 0 = the model's context")
       ->check(CLI::Range(0, 1 << 24));
   app.add_option("--budget", o.budget, "tree budget (nodes per step, root included) for every drafter; 0 = defaults")

@@ -4,6 +4,7 @@
 
 #include "common/methods.hpp"
 
+#include <specdec/backends/cpu/kv_cache.hpp>
 #include <specdec/backends/cpu/quant/convert.hpp>
 #include <specdec/error.hpp>
 
@@ -95,13 +96,17 @@ inline std::optional<int> parse_command_line(CLI::App& app, int argc, char** arg
 // --weights: how the CPU backend holds the weight matrices. The text is parsed after the command
 // line (a bad value is a specdec::error naming the flag, exit code 2 like other bad input).
 // --activations: how products with block-quantized weights meet the activations.
-inline void add_weights_option(CLI::App& app, std::string& value, std::string& activations) {
+// --kv-type: the element type of the cached K and V.
+inline void add_weights_option(CLI::App& app, std::string& value, std::string& activations, std::string& kv_type) {
   app.add_option("--weights", value,
                  "weight storage: auto (the file's formats where a kernel exists, else the nearest), native, "
                  "q8, bf16, fp32 (default auto)");
   app.add_option("--activations", activations,
                  "products with quantized weights: f32 (default; each block widened to fp32, the fp32 product of "
                  "the dequantized weights) or int8 (quantized activations, integer products; less accurate)");
+  app.add_option("--kv-type", kv_type,
+                 "KV cache element type: f32 (default), f16 or bf16 (half the cache memory and the bytes attention "
+                 "reads; each K/V value rounded once when written)");
 }
 
 // Says once on stderr what the backend holds when the user asked for a storage (--weights other
@@ -116,6 +121,11 @@ void report_weights(const Model& m, const std::string& choice, bool quiet) {
   }
   if (choice == "auto") {
     for (const auto& line : conversions) std::fprintf(stderr, "weights: converted %s\n", line.c_str());
+  }
+  const auto kv = m.cache().format();
+  if (!quiet && kv != cpu::kv_format::f32) {
+    std::fprintf(stderr, "kv cache (%s): %.1f KB per cached token\n", std::string(cpu::to_string(kv)).c_str(),
+                 static_cast<double>(m.cache().bytes_per_token()) / 1e3);
   }
 }
 

@@ -45,6 +45,7 @@ struct options {
   std::int32_t threads = 0;
   std::string weights = "auto";
   std::string activations = "f32";
+  std::string kv_type = "f32";
   std::int32_t ctx_size = 0;
   bool json = false;
   std::string method = "ar";
@@ -93,6 +94,7 @@ result run(const options& o) {
   mo.n_ctx = o.ctx_size;
   mo.weights = cpu::parse_weight_format(o.weights);
   mo.activations = cpu::parse_activation_format(o.activations);
+  mo.kv_type = cpu::parse_kv_format(o.kv_type);
   cpu::llama_cpu model(file, mo);
   programs::report_weights(model, o.weights, o.json);
 
@@ -179,7 +181,7 @@ int main(int argc, char** argv) {
   app.add_option("--system", o.system, "system message for the chat template");
   app.add_flag("--no-chat-template", o.no_chat_template, "feed the prompt as plain text");
   app.add_option("-t,--threads", o.threads, "CPU threads (default: all cores)")->check(CLI::Range(1, 256));
-  specdec::programs::add_weights_option(app, o.weights, o.activations);
+  specdec::programs::add_weights_option(app, o.weights, o.activations, o.kv_type);
   app.add_option("-c,--ctx-size", o.ctx_size, "KV cache size in tokens; 0 = the model's context")
       ->check(CLI::Range(0, 1 << 24));
   app.add_option("--method", o.method, "ar (default), a speculative method (see --list-methods), or skipdecode (lossy)");

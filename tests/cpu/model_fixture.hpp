@@ -25,6 +25,26 @@ inline cpu::llama_cpu& fp32_model() {
   return model;
 }
 
+// The default model with the KV cache in the given element type (--kv-type); f32 is default_model().
+inline cpu::llama_cpu& kv_model(cpu::kv_format kv) {
+  auto make = [](cpu::kv_format f) {
+    return cpu::llama_cpu(SPECDEC_TEST_MODEL,
+                          cpu::llama_cpu_options{.n_threads = 2, .n_ctx = 2048, .n_batch = 64, .kv_type = f});
+  };
+  switch (kv) {
+    case cpu::kv_format::f32: return default_model();
+    case cpu::kv_format::f16: {
+      static cpu::llama_cpu model = make(kv);
+      return model;
+    }
+    case cpu::kv_format::bf16: {
+      static cpu::llama_cpu model = make(kv);
+      return model;
+    }
+  }
+  return default_model();
+}
+
 inline std::vector<float> copy_row(const logits_view& l, std::int32_t i) {
   const auto r = l.row(i);
   return {r.begin(), r.end()};

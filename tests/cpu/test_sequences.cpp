@@ -3,6 +3,9 @@
 // each run alone; committing a path whose rows come from three forwards equals a fresh run; an
 // embedding row equals its token; rollback then re-decode equals never having decoded; the
 // one-sequence adapter over a forward_step view gives the same logits; bad calls are clear errors.
+// The tree, key-block, commit and rollback cases run with every KV element type (f32, fp16, bf16):
+// a 16-bit cache rounds each K/V value once when it is written, the same for every row, so the
+// batch-invariance promise holds for it too.
 #include "model_fixture.hpp"
 
 #include <specdec/core/single_sequence_adapter.hpp>
@@ -15,6 +18,7 @@
 using namespace specdec;
 using specdec::test::bitwise_equal;
 using specdec::test::default_model;
+using specdec::test::kv_model;
 
 namespace {
 
@@ -80,7 +84,9 @@ std::vector<token_id> path_to(const std::vector<token_id>& tokens, const std::ve
 }  // namespace
 
 TEST_CASE("a tree grown over three forwards equals it in one forward and each path alone", "[cpu]") {
-  auto& m = default_model();
+  const auto kv = GENERATE(cpu::kv_format::f32, cpu::kv_format::f16, cpu::kv_format::bf16);
+  INFO("--kv-type " << to_string(kv));
+  auto& m = kv_model(kv);
   const auto tokens = random_tokens(tree_parent.size(), 7);
 
   const seq_id one = m.create_sequence();
@@ -148,7 +154,9 @@ TEST_CASE("B sequences in one forward equal each sequence run alone", "[cpu]") {
 TEST_CASE("sequences whose caches span several attention key blocks, batched, equal each path alone", "[cpu]") {
   // Attention reads K/V in blocks of 64 keys shared by a task's rows and heads (attention.hpp):
   // caches just below, at and above one block and across several, with trees, in one forward.
-  auto& m = default_model();
+  const auto kv = GENERATE(cpu::kv_format::f32, cpu::kv_format::f16, cpu::kv_format::bf16);
+  INFO("--kv-type " << to_string(kv));
+  auto& m = kv_model(kv);
   const std::vector<std::size_t> lengths = SPECDEC_TEST_SANITIZED ? std::vector<std::size_t>{70}
                                                                   : std::vector<std::size_t>{63, 64, 65, 150, 201};
   std::vector<seq_id> seqs;
@@ -185,7 +193,9 @@ TEST_CASE("sequences whose caches span several attention key blocks, batched, eq
 }
 
 TEST_CASE("committing a path whose rows come from three forwards, then continuing, equals a fresh run", "[cpu]") {
-  auto& m = default_model();
+  const auto kv = GENERATE(cpu::kv_format::f32, cpu::kv_format::f16, cpu::kv_format::bf16);
+  INFO("--kv-type " << to_string(kv));
+  auto& m = kv_model(kv);
   const auto tokens = random_tokens(tree_parent.size(), 11);
   const seq_id s = m.create_sequence();
   (void)m.prefill(s, prompt);
@@ -233,7 +243,9 @@ TEST_CASE("a row whose input is a token's embedding vector equals the row with t
 }
 
 TEST_CASE("rollback then re-decode equals never having decoded", "[cpu]") {
-  auto& m = default_model();
+  const auto kv = GENERATE(cpu::kv_format::f32, cpu::kv_format::f16, cpu::kv_format::bf16);
+  INFO("--kv-type " << to_string(kv));
+  auto& m = kv_model(kv);
   const seq_id s = m.create_sequence();
   (void)m.prefill(s, prompt);
   const auto base = m.n_past(s);

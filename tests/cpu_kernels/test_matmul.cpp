@@ -210,3 +210,81 @@ TEST_CASE("dot4, weighted_sum and weighted_sum_add in blocks equal dot and repea
     CHECK(std::memcmp(blocks.data(), want.data(), n * sizeof(float)) == 0);
   }
 }
+
+TEST_CASE("16-bit loads widen every fp16 and bf16 value exactly", "[cpu]") {
+  // Every bit pattern, in vectors of `lanes`, against gguf/dequantize.hpp's scalar conversion (which
+  // the NumPy-checked dequantizer tests hold to numpy.float16). NaNs compare by NaN-ness only.
+  using specdec::cpu::bf16_bits;
+  using specdec::cpu::fp16_bits;
+  namespace simd = specdec::cpu::simd;
+  std::vector<fp16_bits> h(65536);
+  std::vector<bf16_bits> b(65536);
+  for (std::size_t i = 0; i < 65536; ++i) {
+    h[i] = fp16_bits{static_cast<std::uint16_t>(i)};
+    b[i] = bf16_bits{static_cast<std::uint16_t>(i)};
+  }
+  std::size_t bad_h = 0, bad_b = 0;
+  float lanes[simd::lanes];
+  auto same = [](float got, float want) {
+    return std::isnan(want) ? std::isnan(got) : std::memcmp(&got, &want, sizeof(float)) == 0;
+  };
+  for (std::size_t i = 0; i < 65536; i += simd::lanes) {
+    simd::store(lanes, simd::load(h.data() + i));
+    for (std::size_t j = 0; j < simd::lanes; ++j) bad_h += same(lanes[j], specdec::gguf::fp16_to_fp32(h[i + j].bits)) ? 0 : 1;
+    simd::store(lanes, simd::load(b.data() + i));
+    for (std::size_t j = 0; j < simd::lanes; ++j) bad_b += same(lanes[j], specdec::gguf::bf16_to_fp32(b[i + j].bits)) ? 0 : 1;
+  }
+  CHECK(bad_h == 0);
+  CHECK(bad_b == 0);
+  // The partial load: the first 3 values, zeros above.
+  simd::store(lanes, simd::load_partial(h.data() + 0x3C00, 3));
+  CHECK(lanes[0] == 1.0f);
+  CHECK(lanes[2] == specdec::gguf::fp16_to_fp32(0x3C02));
+  for (std::size_t j = 3; j < simd::lanes; ++j) CHECK(lanes[j] == 0.0f);
+}
+
+TEST_CASE("dot4 and weighted_sum_add over fp16 / bf16 rows equal the fp32 code on the widened rows", "[cpu]") {
+  // Attention over a 16-bit KV cache: the products must be those of the fp32 kernels on the values
+  // the cache holds, bit for bit (so a 16-bit cache changes the inputs, never the arithmetic).
+  std::mt19937 rng(9);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  auto check = [&](auto tag, auto widen, auto round) {
+    using T = decltype(tag);
+    for (std::size_t n : {7u, 16u, 64u, 100u, 128u}) {
+      INFO("n = " << n);
+      const std::size_t m = 37;
+      std::vector<float> a(n), w(m);
+      std::vector<T> x(m * n);
+      std::vector<float> xf(m * n);
+      for (auto& v : a) v = normal(rng);
+      for (auto& v : w) v = normal(rng);
+      for (std::size_t i = 0; i < x.size(); ++i) {
+        x[i] = T{round(normal(rng))};
+        xf[i] = widen(x[i].bits);
+      }
+      float got[4], want[4];
+      specdec::cpu::dot4(a.data(), x.data(), x.data() + n, x.data() + 2 * n, x.data() + 3 * n, n, got);
+      specdec::cpu::dot4(a.data(), xf.data(), xf.data() + n, xf.data() + 2 * n, xf.data() + 3 * n, n, want);
+      CHECK(std::memcmp(got, want, sizeof got) == 0);
+      const float one = specdec::cpu::dot(a.data(), x.data() + n, n);
+      CHECK(std::memcmp(&one, &want[1], sizeof(float)) == 0);
+      std::vector<const T*> rows(m);
+      std::vector<const float*> rows_f(m);
+      for (std::size_t k = 0; k < m; ++k) {
+        rows[k] = x.data() + k * n;
+        rows_f[k] = xf.data() + k * n;
+      }
+      std::vector<float> y(n, 0.0f), yf(n, 0.0f);
+      specdec::cpu::weighted_sum_add(w.data(), rows.data(), 20, y.data(), n);
+      specdec::cpu::weighted_sum_add(w.data() + 20, rows.data() + 20, m - 20, y.data(), n);
+      specdec::cpu::weighted_sum(w.data(), rows_f.data(), m, yf.data(), n);
+      CHECK(std::memcmp(y.data(), yf.data(), n * sizeof(float)) == 0);
+    }
+  };
+  SECTION("fp16") {
+    check(specdec::cpu::fp16_bits{}, specdec::gguf::fp16_to_fp32, specdec::cpu::fp32_to_fp16);
+  }
+  SECTION("bf16") {
+    check(specdec::cpu::bf16_bits{}, specdec::gguf::bf16_to_fp32, specdec::cpu::fp32_to_bf16);
+  }
+}

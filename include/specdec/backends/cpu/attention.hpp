@@ -6,7 +6,8 @@
 // Scores use dot4 (bit-identical to dot); exp runs vectorised over an aligned buffer padded to
 // whole packets, so every element takes the same code path whatever the number of keys. The K/V
 // rows of a GQA group are read once per task for all the task's rows and query heads (see
-// attention_tasks), not once per (row, head).
+// attention_tasks), not once per (row, head). K/V stored as fp16 or bf16 are widened exactly as
+// they are loaded; everything after the load is the fp32 code.
 #pragma once
 
 #include <specdec/backends/cpu/kv_cache.hpp>
@@ -64,11 +65,14 @@ struct attention_tasks {
   [[nodiscard]] std::size_t count() const noexcept { return kv * row_chunks * head_chunks; }
 };
 
-// q:   [n, n_head * head_dim]  (rotated)           out: [n, n_head * head_dim]
-// K/V of the step's rows are already in their cache slots of `layer`.
-inline void tree_attention(thread_pool& pool, const kv_cache& cache, std::int32_t layer,
-                           std::span<const attention_row> rows, const std::int32_t* ancestors, const float* q,
-                           float* out, const attention_shape& s) {
+namespace detail {
+
+// tree_attention over a cache of element type T (float, fp16_bits or bf16_bits): the same code
+// and order for each, K and V widened to fp32 as they are loaded.
+template <class T>
+inline void tree_attention_as(thread_pool& pool, const kv_cache& cache, std::int32_t layer,
+                              std::span<const attention_row> rows, const std::int32_t* ancestors, const float* q,
+                              float* out, const attention_shape& s) {
   const auto n = rows.size();
   if (n == 0) return;
   const auto group = static_cast<std::size_t>(s.n_head / s.n_head_kv);
@@ -87,8 +91,8 @@ inline void tree_attention(thread_pool& pool, const kv_cache& cache, std::int32_
     const auto capacity = static_cast<std::size_t>((most_keys + packet - 1) / packet * packet);
     const std::size_t max_pairs = cut.rows_per_chunk * cut.heads_per_chunk;
     Eigen::ArrayXf scores(static_cast<Eigen::Index>(max_pairs * capacity));  // aligned by Eigen (EIGEN_MAX_ALIGN_BYTES); rows of `capacity` floats keep it
-    std::vector<const float*> keys(cut.rows_per_chunk * static_cast<std::size_t>(most_keys));
-    std::vector<const float*> values(keys.size());
+    std::vector<const T*> keys(cut.rows_per_chunk * static_cast<std::size_t>(most_keys));
+    std::vector<const T*> values(keys.size());
     std::vector<std::size_t> n_keys(cut.rows_per_chunk);
     std::vector<float> inv_sum(max_pairs);
     for (std::size_t task = begin; task < end; ++task) {
@@ -108,8 +112,8 @@ inline void tree_attention(thread_pool& pool, const kv_cache& cache, std::int32_
         const std::size_t base = row_slots(i);
         std::size_t m = 0;
         auto add_slot = [&](std::int32_t slot) {
-          keys[base + m] = cache.k(*row.table, layer, static_cast<std::int32_t>(g), slot);
-          values[base + m] = cache.v(*row.table, layer, static_cast<std::int32_t>(g), slot);
+          keys[base + m] = cache.k<T>(*row.table, layer, static_cast<std::int32_t>(g), slot);
+          values[base + m] = cache.v<T>(*row.table, layer, static_cast<std::int32_t>(g), slot);
           ++m;
         };
         for (std::int32_t t = 0; t < row.n_past; ++t) add_slot(t);
@@ -138,7 +142,7 @@ inline void tree_attention(thread_pool& pool, const kv_cache& cache, std::int32_
       // Scores. dot4 is bit-identical to dot, so the grouping of keys does not matter.
       for_each_block([&](std::size_t i, std::size_t h, std::size_t k0, std::size_t k1) {
         const float* qi = q + i * q_stride + h * hd;
-        const float* const* ki = keys.data() + row_slots(i);
+        const T* const* ki = keys.data() + row_slots(i);
         float* sc = pair_scores(i, h);
         std::size_t k = k0;
         for (; k + 4 <= k1; k += 4) dot4(qi, ki[k], ki[k + 1], ki[k + 2], ki[k + 3], hd, sc + k);
@@ -177,6 +181,20 @@ inline void tree_attention(thread_pool& pool, const kv_cache& cache, std::int32_
       }
     }
   });
+}
+
+}  // namespace detail
+
+// q:   [n, n_head * head_dim]  (rotated)           out: [n, n_head * head_dim]
+// K/V of the step's rows are already in their cache slots of `layer`.
+inline void tree_attention(thread_pool& pool, const kv_cache& cache, std::int32_t layer,
+                           std::span<const attention_row> rows, const std::int32_t* ancestors, const float* q,
+                           float* out, const attention_shape& s) {
+  switch (cache.format()) {
+    case kv_format::f32: detail::tree_attention_as<float>(pool, cache, layer, rows, ancestors, q, out, s); return;
+    case kv_format::f16: detail::tree_attention_as<fp16_bits>(pool, cache, layer, rows, ancestors, q, out, s); return;
+    case kv_format::bf16: detail::tree_attention_as<bf16_bits>(pool, cache, layer, rows, ancestors, q, out, s); return;
+  }
 }
 
 }  // namespace specdec::cpu

@@ -47,6 +47,9 @@ struct llama_cpu_options {
   // each block in registers (the fp32 product of the dequantized weights), int8 quantizes the
   // activations (integer products, less accurate: docs/benchmarks.md).
   activation_format activations = activation_format::f32;
+  // Element type of the cached K and V (--kv-type): f32, or fp16 / bf16 (half the bytes attention
+  // reads per cached token; each value rounded once when written).
+  kv_format kv_type = kv_format::f32;
 };
 
 class llama_cpu {
@@ -75,7 +78,7 @@ class llama_cpu {
     activations_ = opt.activations;
     const std::int64_t slots = opt.kv_slots > 0 ? opt.kv_slots : static_cast<std::int64_t>(max_sequences_) * n_ctx_;
     cache_ = kv_cache(static_cast<std::int32_t>(config_.n_layers), static_cast<std::int32_t>(config_.n_head_kv),
-                      static_cast<std::int32_t>(config_.head_dim), slots);
+                      static_cast<std::int32_t>(config_.head_dim), slots, opt.kv_type);
     all_layers_.resize(static_cast<std::size_t>(config_.n_layers));
     std::iota(all_layers_.begin(), all_layers_.end(), 0);
   }
@@ -405,10 +408,7 @@ class llama_cpu {
       const bool run_layer = next < layers.size() && layers[next] == l;
       if (!run_layer) {  // no K/V for these rows in this layer: leave defined zeros behind
         for (const row_info& r : rows_) {
-          for (std::int32_t g = 0; g < c.n_head_kv; ++g) {
-            std::fill_n(cache_.k(*r.table, l, g, r.slot), hd, 0.0f);
-            std::fill_n(cache_.v(*r.table, l, g, r.slot), hd, 0.0f);
-          }
+          for (std::int32_t g = 0; g < c.n_head_kv; ++g) cache_.clear(*r.table, l, g, r.slot);
         }
         continue;
       }
@@ -424,8 +424,8 @@ class llama_cpu {
         rope_heads(row + qd, c.n_head_kv, c.head_dim, c.n_rot, c.neox_rope, &cos_(i, 0), &sin_(i, 0));
         std::memcpy(&q_(i, 0), row, qd * sizeof(float));
         for (std::int32_t g = 0; g < c.n_head_kv; ++g) {
-          std::memcpy(cache_.k(*r.table, l, g, r.slot), row + qd + static_cast<std::size_t>(g) * hd, hd * sizeof(float));
-          std::memcpy(cache_.v(*r.table, l, g, r.slot), row + qd + kvd + static_cast<std::size_t>(g) * hd, hd * sizeof(float));
+          cache_.store(*r.table, l, g, r.slot, row + qd + static_cast<std::size_t>(g) * hd,
+                       row + qd + kvd + static_cast<std::size_t>(g) * hd);
         }
       }
       tree_attention(pool_, cache_, l, att_rows_, anc_slots_.data(), q_.data(), att_.data(), shape);

@@ -10,10 +10,14 @@
 // lets the compiler reorder the sums and voids the guarantee.
 #pragma once
 
+#include <specdec/backends/cpu/half.hpp>
+#include <specdec/model/gguf/dequantize.hpp>
+
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
 #include <string_view>
+#include <type_traits>
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -229,11 +233,48 @@ inline void reduce4(vec a, vec b, vec c, vec d, float* out) noexcept {
 
 #endif
 
+// Loads of 16-bit storage (the KV cache's fp16 / bf16 options), widened exactly to fp32 lanes; the
+// same lanes as load() of the widened floats, so a product over them sums in the same order.
+inline vec load(const fp16_bits* p) noexcept {
+#if defined(__AVX512F__)
+  return _mm512_maskz_cvtph_ps(0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+#elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+#else
+  float f[lanes];
+  for (std::size_t i = 0; i < lanes; ++i) f[i] = gguf::fp16_to_fp32(p[i].bits);
+  return load(f);
+#endif
+}
+inline vec load(const bf16_bits* p) noexcept {
+#if defined(__AVX512F__)
+  return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(
+      0xFFFF, _mm512_maskz_cvtepu16_epi32(0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
+#elif defined(__AVX2__) && defined(__FMA__)
+  return _mm256_castsi256_ps(
+      _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
+#else
+  float f[lanes];
+  for (std::size_t i = 0; i < lanes; ++i) f[i] = gguf::bf16_to_fp32(p[i].bits);
+  return load(f);
+#endif
+}
+// p[0, count) into the low lanes, zeros above; 0 < count < lanes.
+template <class T>
+  requires(std::is_same_v<T, fp16_bits> || std::is_same_v<T, bf16_bits>)
+inline vec load_partial(const T* p, std::size_t count) noexcept {
+  T tmp[lanes] = {};
+  std::memcpy(tmp, p, count * sizeof(T));
+  return load(tmp);
+}
+
 }  // namespace simd
 
 // sum_i a[i] * b[i] over [0, n), in the backend's fixed order: bit-identical to the matching
 // element of matmul() for the same two vectors.
-inline float dot(const float* a, const float* b, std::size_t n) noexcept {
+// b may also be fp16_bits / bf16_bits (widened exactly as it is loaded).
+template <class T>
+inline float dot(const float* a, const T* b, std::size_t n) noexcept {
   simd::vec acc = simd::zero();
   std::size_t i = 0;
   for (; i + simd::lanes <= n; i += simd::lanes) {
@@ -245,8 +286,9 @@ inline float dot(const float* a, const float* b, std::size_t n) noexcept {
 
 // Four dot products of a with b0..b3, each bit-identical to dot(a, bi, n): the same lane sums,
 // folded by reduce4, which applies reduce_lanes' tree to four vectors at once.
-inline void dot4(const float* a, const float* b0, const float* b1, const float* b2, const float* b3,
-                 std::size_t n, float* out) noexcept {
+template <class T>
+inline void dot4(const float* a, const T* b0, const T* b1, const T* b2, const T* b3, std::size_t n,
+                 float* out) noexcept {
   simd::vec acc0 = simd::zero(), acc1 = simd::zero(), acc2 = simd::zero(), acc3 = simd::zero();
   std::size_t i = 0;
   for (; i + simd::lanes <= n; i += simd::lanes) {
@@ -271,12 +313,16 @@ inline void dot4(const float* a, const float* b0, const float* b1, const float* 
 // calling axpy(w[k], x[k], y, n) for k = 0, 1, ... (attention's weighted sum of V, which may come in
 // consecutive key blocks), with the accumulators held in registers when n is a multiple of the
 // lanes and at most 8 vectors.
-inline void weighted_sum_add(const float* w, const float* const* x, std::size_t m, float* y, std::size_t n) noexcept;
+// x may also point at fp16_bits / bf16_bits rows.
+template <class T>
+inline void weighted_sum_add(const float* w, const T* const* x, std::size_t m, float* y, std::size_t n) noexcept;
 // The same from y = 0.
-inline void weighted_sum(const float* w, const float* const* x, std::size_t m, float* y, std::size_t n) noexcept;
+template <class T>
+inline void weighted_sum(const float* w, const T* const* x, std::size_t m, float* y, std::size_t n) noexcept;
 
 // y[i] = a * x[i] + y[i] over [0, n), the same (fused where SIMD) operation for every element.
-inline void axpy(float a, const float* x, float* y, std::size_t n) noexcept {
+template <class T>
+inline void axpy(float a, const T* x, float* y, std::size_t n) noexcept {
   const simd::vec va = simd::broadcast(a);
   std::size_t i = 0;
   for (; i + simd::lanes <= n; i += simd::lanes) {
@@ -288,7 +334,8 @@ inline void axpy(float a, const float* x, float* y, std::size_t n) noexcept {
   }
 }
 
-inline void weighted_sum_add(const float* w, const float* const* x, std::size_t m, float* y, std::size_t n) noexcept {
+template <class T>
+inline void weighted_sum_add(const float* w, const T* const* x, std::size_t m, float* y, std::size_t n) noexcept {
   constexpr std::size_t max_vectors = 8;
   const std::size_t n_vec = n / simd::lanes;
   if (n % simd::lanes == 0 && n_vec <= max_vectors) {
@@ -304,7 +351,8 @@ inline void weighted_sum_add(const float* w, const float* const* x, std::size_t 
   for (std::size_t k = 0; k < m; ++k) axpy(w[k], x[k], y, n);
 }
 
-inline void weighted_sum(const float* w, const float* const* x, std::size_t m, float* y, std::size_t n) noexcept {
+template <class T>
+inline void weighted_sum(const float* w, const T* const* x, std::size_t m, float* y, std::size_t n) noexcept {
   std::fill(y, y + n, 0.0f);
   weighted_sum_add(w, x, m, y, n);
 }

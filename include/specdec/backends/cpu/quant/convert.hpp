@@ -11,6 +11,7 @@
 // as the `gguf` Python package does, so the NumPy reference can rebuild the same weights.
 #pragma once
 
+#include <specdec/backends/cpu/half.hpp>
 #include <specdec/backends/cpu/weight_matrix.hpp>
 #include <specdec/error.hpp>
 #include <specdec/model/gguf/dequantize.hpp>
@@ -105,30 +106,6 @@ inline block_format choose_format(const gguf::file& f, const gguf::tensor_info& 
     case weight_format::fp32: return convert(block_format::f32, "--weights fp32");
   }
   return block_format::f32;
-}
-
-// IEEE binary32 -> binary16, round to nearest even (overflow to infinity).
-inline std::uint16_t fp32_to_fp16(float x) noexcept {
-  const std::uint32_t b = std::bit_cast<std::uint32_t>(x);
-  const std::uint32_t sign = (b >> 16) & 0x8000u;
-  const std::uint32_t abs = b & 0x7FFFFFFFu;
-  if (abs > 0x7F800000u) return static_cast<std::uint16_t>(sign | 0x7E00u);  // NaN
-  if (abs >= 0x477FF000u) return static_cast<std::uint16_t>(sign | 0x7C00u);  // rounds past 65504
-  if (abs < 0x38800000u) {  // below the smallest normal half (2^-14): subnormal or zero
-    // value / 2^-24, rounded to nearest even, is the subnormal's mantissa.
-    const float scaled = std::bit_cast<float>(abs) * 16777216.0f;  // exact: a power-of-two scale
-    return static_cast<std::uint16_t>(sign | static_cast<std::uint32_t>(std::nearbyint(scaled)));
-  }
-  const std::uint32_t mant = abs + 0xFFFu + ((abs >> 13) & 1u) - 0x38000000u;  // rebias, round
-  return static_cast<std::uint16_t>(sign | (mant >> 13));
-}
-
-// IEEE binary32 -> bfloat16, round to nearest even (NaN stays NaN), as the gguf package does.
-inline std::uint16_t fp32_to_bf16(float x) noexcept {
-  std::uint32_t b = std::bit_cast<std::uint32_t>(x);
-  if ((b & 0x7FFFFFFFu) > 0x7F800000u) return static_cast<std::uint16_t>((b >> 16) | 0x40u);
-  b += 0x7FFFu + ((b >> 16) & 1u);
-  return static_cast<std::uint16_t>(b >> 16);
 }
 
 // n values (a multiple of 32) -> Q8_0 blocks.
