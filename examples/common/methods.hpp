@@ -66,10 +66,16 @@ inline void add_draft_options(CLI::App& app, draft_cli_options& d) {
       ->check(CLI::Range(0, 1 << 30));
 }
 
-// Default tree budgets (nodes per step, root included) for this CPU, from the budget sweep in
-// docs/benchmarks.md.
+// Default tree budgets (nodes per step, root included) for this CPU, from the budget sweeps in
+// docs/benchmarks.md. Token Recycling and Lookahead depend on the layer matrices' storage, which
+// sets the cost curve: fp32 / bf16 weights (a flat curve: an n-row step costs ~1.1x one row at
+// n = 5) take 5; block formats (--weights auto / native / q8: one row is 3x cheaper, a 5-row step
+// ~1.6x it) take 2 and 3, the best of the sweep on the dev prompts (Lookahead 1.08-1.09x at 2-3,
+// 0.95x at 5; Token Recycling 0.99x at 2, 0.79x at 5).
 inline constexpr std::int32_t default_token_recycling_budget = 5;
 inline constexpr std::int32_t default_lookahead_budget = 5;
+inline constexpr std::int32_t default_token_recycling_budget_blocks = 2;
+inline constexpr std::int32_t default_lookahead_budget_blocks = 3;
 inline constexpr std::int32_t default_dyspec_budget = 8;
 inline constexpr std::int32_t default_sps_budget = 5;
 inline constexpr std::int32_t default_specinfer_budget = 8;
@@ -140,15 +146,19 @@ inline method make_model_method(const std::string& name, cpu::llama_cpu& target,
   return detail::model_method(name, sub, ref, d, budget, "layers " + spec);
 }
 
-// budget 0 = the method's default for this CPU. Methods without a draft model only.
-inline method make_method(const std::string& name, std::int32_t n_vocab, std::int32_t budget = 0) {
+// budget 0 = the method's default for this CPU and, with block_weights, for a model whose layer
+// matrices are block-quantized (the steep cost curve). Methods without a draft model only.
+inline method make_method(const std::string& name, std::int32_t n_vocab, std::int32_t budget = 0,
+                          bool block_weights = false) {
   if (is_draft_model_method(name)) {
     throw error(error_category::invalid_argument, "method '" + name + "' needs a draft model (make_model_method)");
   }
   if (name == "ar") return method{name, nullptr, any_drafter(null_drafter{}), 1, {}, {}};
   if (name == "token-recycling") {
     // The greedy static tree of exactly budget - 1 drafted nodes (tree_template.hpp).
-    const std::int32_t b = budget > 0 ? budget : default_token_recycling_budget;
+    const std::int32_t b = budget > 0      ? budget
+                           : block_weights ? default_token_recycling_budget_blocks
+                                           : default_token_recycling_budget;
     if (b < 2) throw error(error_category::invalid_argument, "token-recycling needs a budget of at least 2 nodes");
     token_recycling_options o;
     o.tree = "tr-" + std::to_string(b - 1);
@@ -156,7 +166,9 @@ inline method make_method(const std::string& name, std::int32_t n_vocab, std::in
   }
   if (name == "lookahead") {
     lookahead_options o;
-    o.decoding_length = budget > 0 ? budget : default_lookahead_budget;
+    o.decoding_length = budget > 0      ? budget
+                        : block_weights ? default_lookahead_budget_blocks
+                                        : default_lookahead_budget;
     o.validate();
     return method{name, nullptr, any_drafter(lookahead_trie_drafter(o)), o.decoding_length, {}, {}};
   }
@@ -169,7 +181,8 @@ inline method make_method(const std::string& name, std::int32_t n_vocab, std::in
 inline method make_any_method(const std::string& name, cpu::llama_cpu& target, const cpu::llama_cpu_options& target_opt,
                               std::int32_t budget, const draft_cli_options& d) {
   if (is_draft_model_method(name)) return make_model_method(name, target, target_opt, budget, d);
-  return make_method(name, target.n_vocab(), budget);
+  const auto f = target.layer_format();
+  return make_method(name, target.n_vocab(), budget, f != cpu::block_format::f32 && f != cpu::block_format::bf16);
 }
 
 // Runs the decode loop: greedy rule at temperature 0, the lossless sampling rule otherwise (it

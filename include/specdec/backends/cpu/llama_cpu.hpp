@@ -95,6 +95,9 @@ class llama_cpu {
   [[nodiscard]] std::size_t weight_bytes() const noexcept { return weights_.bytes(); }
   [[nodiscard]] std::size_t weight_bytes_per_step() const noexcept { return weights_.bytes_per_step(); }
   [[nodiscard]] std::vector<std::string> weight_conversions() const { return weights_.conversions.lines(); }
+  // Storage of the layer matrices (that of the first layer's QKV projection; the tied head and
+  // norms aside, every layer matrix of the default files shares it). Sets the forward's cost curve.
+  [[nodiscard]] block_format layer_format() const noexcept { return weights_.layers.front().wqkv.parts.front().format(); }
   [[nodiscard]] std::int32_t max_sequences() const noexcept { return max_sequences_; }
   [[nodiscard]] const kv_cache& cache() const noexcept { return cache_; }
 
