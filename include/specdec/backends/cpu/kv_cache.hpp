@@ -176,7 +176,11 @@ class kv_cache {
 
   template <class T>
   [[nodiscard]] T* typed(std::byte* p) const noexcept {
-    SPECDEC_ASSERT(sizeof(T) == element_bytes(format_));
+    constexpr kv_format f = std::is_same_v<T, float>       ? kv_format::f32
+                            : std::is_same_v<T, fp16_bits> ? kv_format::f16
+                                                           : kv_format::bf16;
+    static_assert(std::is_same_v<T, kv_element<f>>, "kv_cache rows are float, fp16_bits or bf16_bits");
+    SPECDEC_ASSERT(f == format_);
     return reinterpret_cast<T*>(p);
   }
 
