@@ -97,25 +97,27 @@ inline void super_scales(const std::uint8_t* row, std::size_t super, sub_scales*
 // The SIMD builds are those with decode.hpp's byte unpacker (AVX2 + FMA + F16C, or AVX-512BW).
 #if defined(SPECDEC_QUANT_512) || defined(SPECDEC_QUANT_256)
 #if defined(__AVX512F__)
+// All-ones-mask forms of the conversions: the unmasked ones pass an undefined vector through and
+// trip GCC 12's -Wuninitialized at -O1 (GCC bug 105593); same instructions.
 using ivec = __m512i;
 // `lanes` bytes at p, zero- or sign-extended to int32 lanes.
 inline ivec widen_u8(const std::uint8_t* p) noexcept {
-  return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return _mm512_maskz_cvtepu8_epi32(0xFFFF, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
 inline ivec widen_s8(const std::uint8_t* p) noexcept {
-  return _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return _mm512_maskz_cvtepi8_epi32(0xFFFF, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
 inline ivec and_i(ivec a, int m) noexcept { return _mm512_and_si512(a, _mm512_set1_epi32(m)); }
 inline ivec or_i(ivec a, ivec b) noexcept { return _mm512_or_si512(a, b); }
 inline ivec srl_i(ivec a, int s) noexcept { return _mm512_srli_epi32(a, static_cast<unsigned>(s)); }
 inline ivec sll4(ivec a) noexcept { return _mm512_slli_epi32(a, 4); }
 inline ivec sub_i(ivec a, int b) noexcept { return _mm512_sub_epi32(a, _mm512_set1_epi32(b)); }
-inline simd::vec to_float(ivec a) noexcept { return _mm512_cvtepi32_ps(a); }
+inline simd::vec to_float(ivec a) noexcept { return _mm512_maskz_cvtepi32_ps(0xFFFF, a); }
 // The fp16 at p broadcast to every lane, converted in the vector unit.
 inline simd::vec half_bcast(const std::uint8_t* p) noexcept {
   std::uint16_t h;
   std::memcpy(&h, p, 2);
-  return _mm512_cvtph_ps(_mm256_set1_epi16(static_cast<short>(h)));
+  return _mm512_maskz_cvtph_ps(0xFFFF, _mm256_set1_epi16(static_cast<short>(h)));
 }
 inline simd::vec mul(simd::vec a, simd::vec b) noexcept { return _mm512_mul_ps(a, b); }
 #else
@@ -143,7 +145,7 @@ inline simd::vec mul(simd::vec a, simd::vec b) noexcept { return _mm256_mul_ps(a
 // Bytes v*lanes .. v*lanes + lanes - 1 of the 32 in u, zero-extended to int32 lanes.
 inline ivec bytes_of(__m256i u, std::size_t v) noexcept {
 #if defined(__AVX512F__)
-  return _mm512_cvtepu8_epi32(v == 0 ? _mm256_castsi256_si128(u) : _mm256_extracti128_si256(u, 1));
+  return _mm512_maskz_cvtepu8_epi32(0xFFFF, v == 0 ? _mm256_castsi256_si128(u) : _mm256_extracti128_si256(u, 1));
 #else
   const __m128i half128 = v < 2 ? _mm256_castsi256_si128(u) : _mm256_extracti128_si256(u, 1);
   return _mm256_cvtepu8_epi32(v % 2 == 0 ? half128 : _mm_srli_si128(half128, 8));
