@@ -5,45 +5,31 @@
 // subset (data/calibration's skip order, its first 6 layers dropped), and for DySpec by level with
 // the first 24 layers. Drafts are sampled at the draft temperature 0.6 (the paper's setting), so the
 // trees differ from step to step and from the target's argmax.
+#include "dev_prompts.hpp"
+
 #include <specdec/backends/cpu/llama_cpu.hpp>
 #include <specdec/core/layer_subset.hpp>
 #include <specdec/drafters/model_drafter.hpp>
 #include <specdec/skip/skip_plan.hpp>
-#include <specdec/tokenizer/chat_template.hpp>
-#include <specdec/tokenizer/from_gguf.hpp>
 #include <specdec/verify/generate.hpp>
 #include <specdec/verify/greedy.hpp>
 
 #include <catch2/catch.hpp>
-#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
-#include <set>
 
 using namespace specdec;
 
 TEST_CASE("draft-model trees (self-speculation) equal plain greedy decoding on a prompt per category", "[verify][slow]") {
   const gguf::file f(SPECDEC_TEST_MODEL);
-  tokenizer tok = tokenizer_from_gguf(f);
-  const auto tmpl = chat_template::detect(f.get<std::string>("tokenizer.chat_template"));
   cpu::llama_cpu model(f, cpu::llama_cpu_options{2, 1024, 64});
 
   std::vector<std::vector<token_id>> prompts;
   std::vector<std::string> ids;
-  std::set<std::string> seen;
-  std::ifstream in(SPECDEC_DEV_PROMPTS);
-  REQUIRE(in);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    const auto j = nlohmann::json::parse(line);
-    const auto category = j["category"].get<std::string>();
-    if (!seen.insert(category).second) continue;
-    ids.push_back(j["id"].get<std::string>());
-    const std::vector<chat_message> messages = {{"user", j["turns"][0].get<std::string>()}};
-    prompts.push_back(tok.encode(tmpl.apply(messages, true), {.parse_special = true}));
+  for (auto& p : specdec::test::first_prompt_per_category(f)) {
+    ids.push_back(p.id);
+    prompts.push_back(std::move(p.tokens));
   }
   REQUIRE(prompts.size() >= 5);
 

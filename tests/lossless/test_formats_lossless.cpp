@@ -6,41 +6,26 @@
 // verifies against the model it runs on, so a lossy setting (int8 activations, a 16-bit KV cache)
 // must still be lossless relative to its own AR: this holds only if a row's logits do not depend
 // on the rest of the batch, which is what each setting's kernels promise.
+#include "dev_prompts.hpp"
+
 #include <specdec/backends/cpu/llama_cpu.hpp>
 #include <specdec/drafters/lookahead_trie.hpp>
 #include <specdec/drafters/token_recycling.hpp>
-#include <specdec/tokenizer/chat_template.hpp>
-#include <specdec/tokenizer/from_gguf.hpp>
 #include <specdec/verify/decoder.hpp>
 #include <specdec/verify/generate.hpp>
 #include <specdec/verify/greedy.hpp>
 
 #include <catch2/catch.hpp>
-#include <nlohmann/json.hpp>
 
-#include <fstream>
 #include <map>
-#include <set>
 
 using namespace specdec;
 
 TEST_CASE("Token Recycling and Lookahead equal plain greedy decoding under every weight, activation and KV format",
           "[verify][slow]") {
   const gguf::file f(SPECDEC_TEST_MODEL);
-  tokenizer tok = tokenizer_from_gguf(f);
-  const auto tmpl = chat_template::detect(f.get<std::string>("tokenizer.chat_template"));
   std::vector<std::vector<token_id>> prompts;
-  std::set<std::string> seen;
-  std::ifstream in(SPECDEC_DEV_PROMPTS);
-  REQUIRE(in);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    const auto j = nlohmann::json::parse(line);
-    if (!seen.insert(j["category"].get<std::string>()).second) continue;
-    const std::vector<chat_message> messages = {{"user", j["turns"][0].get<std::string>()}};
-    prompts.push_back(tok.encode(tmpl.apply(messages, true), {.parse_special = true}));
-  }
+  for (auto& p : specdec::test::first_prompt_per_category(f)) prompts.push_back(std::move(p.tokens));
   REQUIRE(prompts.size() == 6);
 
   struct setting {
