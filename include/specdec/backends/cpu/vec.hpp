@@ -233,32 +233,39 @@ inline void reduce4(vec a, vec b, vec c, vec d, float* out) noexcept {
 
 #endif
 
-// Loads of 16-bit storage (the KV cache's fp16 / bf16 options), widened exactly to fp32 lanes; the
-// same lanes as load() of the widened floats, so a product over them sums in the same order.
-inline vec load(const fp16_bits* p) noexcept {
+// Loads of 16-bit storage (bf16 weights, the KV cache's fp16 / bf16 options): `lanes` values at p
+// widened exactly to fp32 lanes, the same lanes as load() of the widened floats, so a product over
+// them sums in the same order.
+inline vec load_fp16(const void* p) noexcept {
 #if defined(__AVX512F__)
-  return _mm512_maskz_cvtph_ps(0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  return _mm512_maskz_cvtph_ps(0xFFFF, _mm256_loadu_si256(static_cast<const __m256i*>(p)));
 #elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
-  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return _mm256_cvtph_ps(_mm_loadu_si128(static_cast<const __m128i*>(p)));
 #else
+  std::uint16_t h[lanes];
+  std::memcpy(h, p, sizeof h);
   float f[lanes];
-  for (std::size_t i = 0; i < lanes; ++i) f[i] = gguf::fp16_to_fp32(p[i].bits);
+  for (std::size_t i = 0; i < lanes; ++i) f[i] = gguf::fp16_to_fp32(h[i]);
   return load(f);
 #endif
 }
-inline vec load(const bf16_bits* p) noexcept {
+inline vec load_bf16(const void* p) noexcept {
 #if defined(__AVX512F__)
   return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(
-      0xFFFF, _mm512_maskz_cvtepu16_epi32(0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
+      0xFFFF, _mm512_maskz_cvtepu16_epi32(0xFFFF, _mm256_loadu_si256(static_cast<const __m256i*>(p))), 16));
 #elif defined(__AVX2__) && defined(__FMA__)
   return _mm256_castsi256_ps(
-      _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
+      _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(static_cast<const __m128i*>(p))), 16));
 #else
+  std::uint16_t h[lanes];
+  std::memcpy(h, p, sizeof h);
   float f[lanes];
-  for (std::size_t i = 0; i < lanes; ++i) f[i] = gguf::bf16_to_fp32(p[i].bits);
+  for (std::size_t i = 0; i < lanes; ++i) f[i] = gguf::bf16_to_fp32(h[i]);
   return load(f);
 #endif
 }
+inline vec load(const fp16_bits* p) noexcept { return load_fp16(p); }
+inline vec load(const bf16_bits* p) noexcept { return load_bf16(p); }
 // p[0, count) into the low lanes, zeros above; 0 < count < lanes.
 template <class T>
   requires(std::is_same_v<T, fp16_bits> || std::is_same_v<T, bf16_bits>)

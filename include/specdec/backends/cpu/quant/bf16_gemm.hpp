@@ -23,19 +23,7 @@ inline constexpr std::size_t block_rows = 4;
 inline constexpr std::size_t max_block_tokens = 3;
 
 // lanes bf16 values at p -> fp32 (count < lanes: the rest zero).
-inline simd::vec load(const std::uint16_t* p) noexcept {
-#if defined(__AVX512F__)
-  return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xFFFF, 
-      _mm512_maskz_cvtepu16_epi32(0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
-#elif defined(__AVX2__) && defined(__FMA__)
-  return _mm256_castsi256_ps(
-      _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
-#else
-  float f[simd::lanes];
-  for (std::size_t i = 0; i < simd::lanes; ++i) f[i] = gguf::bf16_to_fp32(p[i]);
-  return simd::load(f);
-#endif
-}
+inline simd::vec load(const std::uint16_t* p) noexcept { return simd::load_bf16(p); }
 inline simd::vec load_partial(const std::uint16_t* p, std::size_t count) noexcept {
   std::uint16_t tmp[simd::lanes] = {};
   std::memcpy(tmp, p, count * sizeof(std::uint16_t));
