@@ -190,11 +190,9 @@ inline void tree_attention_as(thread_pool& pool, const kv_cache& cache, std::int
 inline void tree_attention(thread_pool& pool, const kv_cache& cache, std::int32_t layer,
                            std::span<const attention_row> rows, const std::int32_t* ancestors, const float* q,
                            float* out, const attention_shape& s) {
-  switch (cache.format()) {
-    case kv_format::f32: detail::tree_attention_as<float>(pool, cache, layer, rows, ancestors, q, out, s); return;
-    case kv_format::f16: detail::tree_attention_as<fp16_bits>(pool, cache, layer, rows, ancestors, q, out, s); return;
-    case kv_format::bf16: detail::tree_attention_as<bf16_bits>(pool, cache, layer, rows, ancestors, q, out, s); return;
-  }
+  visit_kv_element(cache.format(), [&](auto tag) {
+    detail::tree_attention_as<decltype(tag)>(pool, cache, layer, rows, ancestors, q, out, s);
+  });
 }
 
 }  // namespace specdec::cpu

@@ -50,10 +50,22 @@ inline kv_format parse_kv_format(std::string_view s, std::string_view flag = "--
               std::string(flag) + ": '" + std::string(s) + "' is not one of f32, f16, bf16");
 }
 
-// The C++ element type of each format.
-template <kv_format F>
-using kv_element = std::conditional_t<F == kv_format::f32, float,
-                                      std::conditional_t<F == kv_format::f16, fp16_bits, bf16_bits>>;
+// The format of each C++ element type (float, fp16_bits, bf16_bits).
+template <class T>
+inline constexpr kv_format kv_format_of = std::is_same_v<T, float>       ? kv_format::f32
+                                          : std::is_same_v<T, fp16_bits> ? kv_format::f16
+                                                                         : kv_format::bf16;
+
+// fn(T{}) with T the element type of format f: the one place a run-time format picks the code.
+template <class Fn>
+decltype(auto) visit_kv_element(kv_format f, Fn&& fn) {
+  switch (f) {
+    case kv_format::f16: return fn(fp16_bits{});
+    case kv_format::bf16: return fn(bf16_bits{});
+    case kv_format::f32: break;
+  }
+  return fn(float{});
+}
 
 class kv_cache {
  public:
@@ -121,7 +133,7 @@ class kv_cache {
     }
   }
 
-  // The K (V) row of a slot as T, which must be kv_element<format()>.
+  // The K (V) row of a slot as T, whose kv_format_of must be format().
   template <class T>
   [[nodiscard]] const T* k(const table& t, std::int32_t layer, std::int32_t head, std::int32_t slot) const noexcept {
     return typed<T>(row(t, 0, layer, head, slot));
@@ -135,16 +147,11 @@ class kv_cache {
   void store(const table& t, std::int32_t layer, std::int32_t head, std::int32_t slot, const float* k,
              const float* v) const noexcept {
     const auto hd = static_cast<std::size_t>(head_dim_);
-    auto put = [&](auto* tag) {
-      using T = std::remove_pointer_t<decltype(tag)>;
+    visit_kv_element(format_, [&](auto tag) {
+      using T = decltype(tag);
       store_as(k, typed<T>(row(t, 0, layer, head, slot)), hd);
       store_as(v, typed<T>(row(t, 1, layer, head, slot)), hd);
-    };
-    switch (format_) {
-      case kv_format::f32: put(static_cast<float*>(nullptr)); break;
-      case kv_format::f16: put(static_cast<fp16_bits*>(nullptr)); break;
-      case kv_format::bf16: put(static_cast<bf16_bits*>(nullptr)); break;
-    }
+    });
   }
   // Sets a slot's K and V rows to zero (all-zero bits are +0 in every format).
   void clear(const table& t, std::int32_t layer, std::int32_t head, std::int32_t slot) const noexcept {
@@ -176,11 +183,9 @@ class kv_cache {
 
   template <class T>
   [[nodiscard]] T* typed(std::byte* p) const noexcept {
-    constexpr kv_format f = std::is_same_v<T, float>       ? kv_format::f32
-                            : std::is_same_v<T, fp16_bits> ? kv_format::f16
-                                                           : kv_format::bf16;
-    static_assert(std::is_same_v<T, kv_element<f>>, "kv_cache rows are float, fp16_bits or bf16_bits");
-    SPECDEC_ASSERT(f == format_);
+    static_assert(std::is_same_v<T, float> || std::is_same_v<T, fp16_bits> || std::is_same_v<T, bf16_bits>,
+                  "kv_cache rows are float, fp16_bits or bf16_bits");
+    SPECDEC_ASSERT(kv_format_of<T> == format_);
     return reinterpret_cast<T*>(p);
   }
 
