@@ -69,28 +69,68 @@ constexpr bool is_k_quant(block_format f) noexcept {
 
 // The scales of the eight 32-value blocks of a K-quant super-block, decoded once per row and
 // super-block (the 6-bit scale unpacking is scalar work that would otherwise be redone per block).
+//   Q4_K / Q5_K: block s has scale d[s] and additive term m[s]
+//   Q6_K:        block s has the scales d[2s] (values 0-15) and d[2s + 1] (values 16-31)
 struct sub_scales {
-  float d_lo, d_hi, m;
+  float d[16];
+  float m[8];
 };
-// The same products as quant::locate() computes per block, with the fp16 scales converted once.
+// The same products as quant::locate() computes per block (d * scale, -(dmin * min)), with the
+// fp16 scales converted once. The SIMD builds unpack the eight 6-bit pairs with integer word
+// operations and convert and multiply all of them in one vector step: the same single rounding
+// per value as the scalar loop.
 template <block_format F>
-inline void super_scales(const std::uint8_t* row, std::size_t super, sub_scales* out) noexcept {
+inline void super_scales(const std::uint8_t* row, std::size_t super, sub_scales& out) noexcept {
   const std::uint8_t* p = row + super * traits(F).block_bytes;
   if constexpr (F == block_format::q6_k) {
     const float d = quant::half(p + 208);
+#if defined(SPECDEC_QUANT_512) || defined(SPECDEC_QUANT_256)
+    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 192));
+#if defined(__AVX512F__)
+    _mm512_storeu_ps(out.d, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)), _mm512_set1_ps(d)));
+#else
+    const __m256 dv = _mm256_set1_ps(d);
+    _mm256_storeu_ps(out.d, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), dv));
+    _mm256_storeu_ps(out.d + 8,
+                     _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(q, 8))), dv));
+#endif
+#else
     const auto* sc = reinterpret_cast<const std::int8_t*>(p + 192);
-    for (int s = 0; s < 8; ++s) {
-      const std::int8_t* q = sc + 8 * (s / 4) + 2 * (s % 4);
-      out[s] = {d * static_cast<float>(q[0]), d * static_cast<float>(q[1]), 0.0f};
-    }
+    for (int i = 0; i < 16; ++i) out.d[i] = d * static_cast<float>(sc[i]);
+#endif
   } else {
     const float d = quant::half(p), dmin = quant::half(p + 2);
+#if defined(SPECDEC_QUANT_512) || defined(SPECDEC_QUANT_256)
+    // The 12 scale bytes as words a, b, c: blocks 0-3 keep the low 6 bits of a (scales) and b
+    // (mins); blocks 4-7 take a nibble of c and the top 2 bits of a or b (gguf's k_scale_min).
+    std::uint32_t a, b, c;
+    std::memcpy(&a, p + 4, 4);
+    std::memcpy(&b, p + 8, 4);
+    std::memcpy(&c, p + 12, 4);
+    const std::uint32_t six = 0x3F3F3F3Fu, nibble = 0x0F0F0F0Fu, two = 0x03030303u;
+    const __m128i bytes = _mm_setr_epi32(static_cast<int>(a & six),
+                                         static_cast<int>((c & nibble) | (((a >> 6) & two) << 4)),
+                                         static_cast<int>(b & six),
+                                         static_cast<int>(((c >> 4) & nibble) | (((b >> 6) & two) << 4)));
+#if defined(__AVX512F__)
+    const __m512 scaled = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(bytes)),
+                                        _mm512_insertf32x8(_mm512_set1_ps(d), _mm256_set1_ps(dmin), 1));
+    _mm256_storeu_ps(out.d, _mm512_castps512_ps256(scaled));
+    _mm256_storeu_ps(out.m, _mm256_xor_ps(_mm512_extractf32x8_ps(scaled, 1), _mm256_set1_ps(-0.0f)));
+#else
+    _mm256_storeu_ps(out.d, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bytes)), _mm256_set1_ps(d)));
+    _mm256_storeu_ps(out.m, _mm256_xor_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(bytes, 8))),
+                                                        _mm256_set1_ps(dmin)),
+                                          _mm256_set1_ps(-0.0f)));
+#endif
+#else
     for (int s = 0; s < 8; ++s) {
       std::uint8_t sc, mn;
       gguf::detail::k_scale_min(s, p + 4, sc, mn);
-      const float ds = d * static_cast<float>(sc);
-      out[s] = {ds, ds, -(dmin * static_cast<float>(mn))};
+      out.d[s] = d * static_cast<float>(sc);
+      out.m[s] = -(dmin * static_cast<float>(mn));
     }
+#endif
   }
 }
 
@@ -181,9 +221,22 @@ inline void widen(const std::uint8_t* row, std::size_t k, simd::vec* w,
   } else if constexpr (F == block_format::q4_k || F == block_format::q5_k) {
     const int sub = static_cast<int>(k % 8);
     const std::uint8_t* super = row + k / 8 * traits(F).block_bytes;
-    const simd::vec d = simd::broadcast(sc[sub].d_lo), m = simd::broadcast(sc[sub].m);
+    const simd::vec d = simd::broadcast(sc->d[sub]), m = simd::broadcast(sc->m[sub]);
     const std::uint8_t* qs = super + (F == block_format::q4_k ? 16 : 48) + 32 * (sub / 2);
     const int shift = (sub & 1) * 4;
+#if defined(__AVX512F__)
+    if constexpr (F == block_format::q4_k) {
+      // 16 possible values per block: computed once (the same FMA per value as below), then each
+      // weight is a lane permute of that table by its 4-bit value (vpermps reads the low 4 bits
+      // of each index lane, so the odd blocks' high nibble needs only the shift).
+      const simd::vec table =
+          simd::fmadd(_mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), d, m);
+      for (std::size_t v = 0; v < vectors_per_block; ++v) {
+        w[v] = _mm512_permutexvar_ps(srl_i(widen_u8(qs + v * lanes), shift), table);
+      }
+      return;
+    }
+#endif
     for (std::size_t v = 0; v < vectors_per_block; ++v) {
       ivec u = and_i(srl_i(widen_u8(qs + v * lanes), shift), 0xF);
       if constexpr (F == block_format::q5_k) {
@@ -200,8 +253,8 @@ inline void widen(const std::uint8_t* row, std::size_t k, simd::vec* w,
     if constexpr (F == block_format::q5_0) {
       d_lo = d_hi = half_bcast(row + k * 22);
     } else {
-      d_lo = simd::broadcast(sc[k % 8].d_lo);
-      d_hi = simd::broadcast(sc[k % 8].d_hi);
+      d_lo = simd::broadcast(sc->d[2 * (k % 8)]);
+      d_hi = simd::broadcast(sc->d[2 * (k % 8) + 1]);
     }
     constexpr int offset = quant::zero_point(F);
     for (std::size_t v = 0; v < vectors_per_block; ++v) {
@@ -234,6 +287,66 @@ inline void widen(const std::uint8_t* row, std::size_t k, simd::vec* w, const su
 
 #endif
 
+// Blocks widened in one step. On AVX-512 the K-quant blocks that share packed bytes are unpacked
+// together: a Q4_K pair reads the same 32 bytes (low nibbles, then high), and the four blocks of
+// a Q6_K half super-block share 32 bytes of high bits and one 64-byte run of low bits. A divisor
+// of 8, so a step never crosses a super-block.
+template <block_format F>
+constexpr std::size_t step_blocks() noexcept {
+#if defined(SPECDEC_QUANT_512)
+  if (F == block_format::q4_k) return 2;
+  if (F == block_format::q6_k) return 4;
+#endif
+  return 1;
+}
+
+// Blocks k .. k + step_blocks<F>() - 1 of a row: w[g * V + v] is vector v of block k + g, the
+// same values as widen() gives block by block.   k: a multiple of step_blocks<F>()
+template <block_format F>
+inline void widen_step(const std::uint8_t* row, std::size_t k, simd::vec* w,
+                       [[maybe_unused]] const sub_scales* sc) noexcept {
+  if constexpr (step_blocks<F>() == 1) {
+    widen<F>(row, k, w, sc);
+  }
+#if defined(SPECDEC_QUANT_512)
+  else if constexpr (F == block_format::q4_k) {
+    const std::size_t sub = k % 8;
+    const std::uint8_t* qs = row + k / 8 * traits(F).block_bytes + 16 + 32 * (sub / 2);
+    const simd::vec iota = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const simd::vec even = simd::fmadd(iota, simd::broadcast(sc->d[sub]), simd::broadcast(sc->m[sub]));
+    const simd::vec odd = simd::fmadd(iota, simd::broadcast(sc->d[sub + 1]), simd::broadcast(sc->m[sub + 1]));
+    for (std::size_t v = 0; v < vectors_per_block; ++v) {
+      const ivec q = widen_u8(qs + v * lanes);
+      w[v] = _mm512_permutexvar_ps(q, even);
+      w[vectors_per_block + v] = _mm512_permutexvar_ps(srl_i(q, 4), odd);
+    }
+  } else if constexpr (F == block_format::q6_k) {
+    // Blocks j = 0..3 of half h take low bits from 32-byte run j % 2 of ql (low nibbles for
+    // j < 2, high for j >= 2) and bits 2j, 2j + 1 of each qh byte, as quant::unpack256 does.
+    const std::size_t half = k % 8 / 4;
+    const std::uint8_t* p = row + k / 8 * traits(F).block_bytes;
+    const __m512i ql = _mm512_loadu_si512(p + 64 * half);
+    const __m512i qh = _mm512_broadcast_i64x4(quant::load256(p + 128 + 32 * half));
+    const __m512i nibble = _mm512_set1_epi8(0x0F), bits45 = _mm512_set1_epi8(0x30), zp = _mm512_set1_epi8(32);
+    const __m512i shift_lo = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+    const __m512i shift_hi = _mm512_add_epi16(shift_lo, _mm512_set1_epi16(4));
+    // (qh >> s) << 4, masked to bits 4-5 of each byte: bits s, s + 1 of the byte (s <= 6).
+    const auto high = [&](__m512i s) { return _mm512_and_si512(_mm512_slli_epi16(_mm512_srlv_epi16(qh, s), 4), bits45); };
+    const __m512i u[2] = {
+        _mm512_sub_epi8(_mm512_or_si512(_mm512_and_si512(ql, nibble), high(shift_lo)), zp),
+        _mm512_sub_epi8(_mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), nibble), high(shift_hi)), zp)};
+    const std::size_t sub = k % 8;
+    for (std::size_t j = 0; j < 4; ++j) {
+      for (std::size_t v = 0; v < vectors_per_block; ++v) {
+        const __m128i q = _mm512_extracti32x4_epi32(u[j / 2], static_cast<int>(2 * (j % 2) + v));
+        w[j * vectors_per_block + v] =
+            mul(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)), simd::broadcast(sc->d[2 * (sub + j) + v]));
+      }
+    }
+  }
+#endif
+}
+
 // y[t * ldy + r] for t < T and the R rows `row` (n_valid of them stored).
 //   x: the T tokens interleaved by block, [n_blocks][T][32] (see pack()): every load of the
 //      inner loop is at a fixed offset from one pointer (T separate token rows would need T
@@ -243,16 +356,17 @@ template <block_format F, std::size_t T>
 inline void block(const std::uint8_t* const* row, std::size_t n_blocks, const float* x, float* y,
                   std::size_t ldy, std::size_t n_valid, const std::uint8_t* pf, std::size_t pf_bytes) noexcept {
   constexpr std::size_t R = rows_for(T);
-  [[maybe_unused]] sub_scales sc[R][is_k_quant(F) ? 8 : 1];
+  [[maybe_unused]] sub_scales sc[is_k_quant(F) ? R : 1];
   simd::vec acc[R][T];
   for (auto& a : acc) {
     for (auto& v : a) v = simd::zero();
   }
   // K-quant super-blocks hold 8 blocks; prefetch by whole lines at any block count.
   const std::size_t pf_step = pf != nullptr ? (pf_bytes / n_blocks + 63) / 64 * 64 : 0;
-  for (std::size_t k = 0; k < n_blocks; ++k) {
+  constexpr std::size_t G = step_blocks<F>();
+  for (std::size_t k = 0; k < n_blocks; k += G) {
     if (pf != nullptr) {
-      for (std::size_t b = k * pf_step; b < std::min((k + 1) * pf_step, pf_bytes); b += 64) prefetch(pf + b);
+      for (std::size_t b = k * pf_step; b < std::min((k + G) * pf_step, pf_bytes); b += 64) prefetch(pf + b);
     }
     const float* xk = x + k * T * block_values;
     if constexpr (is_k_quant(F)) {
@@ -261,11 +375,15 @@ inline void block(const std::uint8_t* const* row, std::size_t n_blocks, const fl
       }
     }
     for (std::size_t r = 0; r < R; ++r) {
-      simd::vec w[vectors_per_block];
-      widen<F>(row[r], k, w, sc[r]);
-      for (std::size_t t = 0; t < T; ++t) {
-        for (std::size_t v = 0; v < vectors_per_block; ++v) {
-          acc[r][t] = simd::fmadd(w[v], simd::load(xk + t * block_values + v * lanes), acc[r][t]);
+      simd::vec w[G * vectors_per_block];
+      widen_step<F>(row[r], k, w, &sc[is_k_quant(F) ? r : 0]);
+      // Per (row, token) the FMAs run block by block, vector by vector: widen()'s order.
+      for (std::size_t g = 0; g < G; ++g) {
+        for (std::size_t t = 0; t < T; ++t) {
+          for (std::size_t v = 0; v < vectors_per_block; ++v) {
+            acc[r][t] = simd::fmadd(w[g * vectors_per_block + v],
+                                    simd::load(xk + (g * T + t) * block_values + v * lanes), acc[r][t]);
+          }
         }
       }
     }
@@ -362,13 +480,13 @@ inline void rows_via_panels(const weight_matrix& w, const float* x, std::size_t 
     for (std::size_t r = p0; r < p1; ++r) {
       const std::uint8_t* row = base + r * w.row_bytes();
       float* out = buf.data() + (r - p0) * cols;
-      sub_scales sc[8];
+      sub_scales sc;
       for (std::size_t k = 0; k < n_blocks; ++k) {
         if constexpr (is_k_quant(F)) {
           if (k % 8 == 0) super_scales<F>(row, k / 8, sc);
         }
         simd::vec v[vectors_per_block];
-        widen<F>(row, k, v, sc);
+        widen<F>(row, k, v, &sc);
         for (std::size_t j = 0; j < vectors_per_block; ++j) simd::store(out + k * block_values + j * lanes, v[j]);
       }
     }
