@@ -87,7 +87,8 @@ inline void super_scales(const std::uint8_t* row, std::size_t super, sub_scales&
 #if defined(SPECDEC_QUANT_512) || defined(SPECDEC_QUANT_256)
     const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 192));
 #if defined(__AVX512F__)
-    _mm512_storeu_ps(out.d, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)), _mm512_set1_ps(d)));
+    _mm512_storeu_ps(out.d, _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, _mm512_maskz_cvtepi8_epi32(0xFFFF, q)),
+                                          _mm512_set1_ps(d)));
 #else
     const __m256 dv = _mm256_set1_ps(d);
     _mm256_storeu_ps(out.d, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), dv));
@@ -113,10 +114,11 @@ inline void super_scales(const std::uint8_t* row, std::size_t super, sub_scales&
                                          static_cast<int>(b & six),
                                          static_cast<int>(((c >> 4) & nibble) | (((b >> 6) & two) << 4)));
 #if defined(__AVX512F__)
-    const __m512 scaled = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(bytes)),
-                                        _mm512_insertf32x8(_mm512_set1_ps(d), _mm256_set1_ps(dmin), 1));
+    const __m512 scales = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(d), _mm512_set1_ps(dmin));
+    const __m512 scaled =
+        _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, _mm512_maskz_cvtepu8_epi32(0xFFFF, bytes)), scales);
     _mm256_storeu_ps(out.d, _mm512_castps512_ps256(scaled));
-    _mm256_storeu_ps(out.m, _mm256_xor_ps(_mm512_extractf32x8_ps(scaled, 1), _mm256_set1_ps(-0.0f)));
+    _mm256_storeu_ps(out.m, _mm256_xor_ps(_mm512_maskz_extractf32x8_ps(0xFF, scaled, 1), _mm256_set1_ps(-0.0f)));
 #else
     _mm256_storeu_ps(out.d, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bytes)), _mm256_set1_ps(d)));
     _mm256_storeu_ps(out.m, _mm256_xor_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(bytes, 8))),
@@ -232,7 +234,7 @@ inline void widen(const std::uint8_t* row, std::size_t k, simd::vec* w,
       const simd::vec table =
           simd::fmadd(_mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), d, m);
       for (std::size_t v = 0; v < vectors_per_block; ++v) {
-        w[v] = _mm512_permutexvar_ps(srl_i(widen_u8(qs + v * lanes), shift), table);
+        w[v] = _mm512_maskz_permutexvar_ps(0xFFFF, srl_i(widen_u8(qs + v * lanes), shift), table);
       }
       return;
     }
@@ -317,8 +319,8 @@ inline void widen_step(const std::uint8_t* row, std::size_t k, simd::vec* w,
     const simd::vec odd = simd::fmadd(iota, simd::broadcast(sc->d[sub + 1]), simd::broadcast(sc->m[sub + 1]));
     for (std::size_t v = 0; v < vectors_per_block; ++v) {
       const ivec q = widen_u8(qs + v * lanes);
-      w[v] = _mm512_permutexvar_ps(q, even);
-      w[vectors_per_block + v] = _mm512_permutexvar_ps(srl_i(q, 4), odd);
+      w[v] = _mm512_maskz_permutexvar_ps(0xFFFF, q, even);
+      w[vectors_per_block + v] = _mm512_maskz_permutexvar_ps(0xFFFF, srl_i(q, 4), odd);
     }
   } else if constexpr (F == block_format::q6_k) {
     // Blocks j = 0..3 of half h take low bits from 32-byte run j % 2 of ql (low nibbles for
@@ -326,23 +328,29 @@ inline void widen_step(const std::uint8_t* row, std::size_t k, simd::vec* w,
     const std::size_t half = k % 8 / 4;
     const std::uint8_t* p = row + k / 8 * traits(F).block_bytes;
     const __m512i ql = _mm512_loadu_si512(p + 64 * half);
-    const __m512i qh = _mm512_broadcast_i64x4(quant::load256(p + 128 + 32 * half));
+    const __m512i qh = _mm512_maskz_broadcast_i64x4(0xFF, quant::load256(p + 128 + 32 * half));
     const __m512i nibble = _mm512_set1_epi8(0x0F), bits45 = _mm512_set1_epi8(0x30), zp = _mm512_set1_epi8(32);
-    const __m512i shift_lo = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+    const __m512i shift_lo = _mm512_maskz_mov_epi16(0xFFFF0000u, _mm512_set1_epi16(2));
     const __m512i shift_hi = _mm512_add_epi16(shift_lo, _mm512_set1_epi16(4));
     // (qh >> s) << 4, masked to bits 4-5 of each byte: bits s, s + 1 of the byte (s <= 6).
     const auto high = [&](__m512i s) { return _mm512_and_si512(_mm512_slli_epi16(_mm512_srlv_epi16(qh, s), 4), bits45); };
     const __m512i u[2] = {
         _mm512_sub_epi8(_mm512_or_si512(_mm512_and_si512(ql, nibble), high(shift_lo)), zp),
         _mm512_sub_epi8(_mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), nibble), high(shift_hi)), zp)};
+    // Vector i = 2j + v of the step is 128-bit lane i % 4 of u[i / 4]; its scale is d[2 sub + i].
+    // The lane index must be an immediate, so the eight vectors are spelled out.
     const std::size_t sub = k % 8;
-    for (std::size_t j = 0; j < 4; ++j) {
-      for (std::size_t v = 0; v < vectors_per_block; ++v) {
-        const __m128i q = _mm512_extracti32x4_epi32(u[j / 2], static_cast<int>(2 * (j % 2) + v));
-        w[j * vectors_per_block + v] =
-            mul(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)), simd::broadcast(sc->d[2 * (sub + j) + v]));
-      }
-    }
+    const auto put = [&](std::size_t i, __m128i q) {
+      w[i] = mul(to_float(_mm512_maskz_cvtepi8_epi32(0xFFFF, q)), simd::broadcast(sc->d[2 * sub + i]));
+    };
+    put(0, _mm512_maskz_extracti32x4_epi32(0xF, u[0], 0));
+    put(1, _mm512_maskz_extracti32x4_epi32(0xF, u[0], 1));
+    put(2, _mm512_maskz_extracti32x4_epi32(0xF, u[0], 2));
+    put(3, _mm512_maskz_extracti32x4_epi32(0xF, u[0], 3));
+    put(4, _mm512_maskz_extracti32x4_epi32(0xF, u[1], 0));
+    put(5, _mm512_maskz_extracti32x4_epi32(0xF, u[1], 1));
+    put(6, _mm512_maskz_extracti32x4_epi32(0xF, u[1], 2));
+    put(7, _mm512_maskz_extracti32x4_epi32(0xF, u[1], 3));
   }
 #endif
 }
