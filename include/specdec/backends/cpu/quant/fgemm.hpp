@@ -226,19 +226,6 @@ inline void widen(const std::uint8_t* row, std::size_t k, simd::vec* w,
     const simd::vec d = simd::broadcast(sc->d[sub]), m = simd::broadcast(sc->m[sub]);
     const std::uint8_t* qs = super + (F == block_format::q4_k ? 16 : 48) + 32 * (sub / 2);
     const int shift = (sub & 1) * 4;
-#if defined(__AVX512F__)
-    if constexpr (F == block_format::q4_k) {
-      // 16 possible values per block: computed once (the same FMA per value as below), then each
-      // weight is a lane permute of that table by its 4-bit value (vpermps reads the low 4 bits
-      // of each index lane, so the odd blocks' high nibble needs only the shift).
-      const simd::vec table =
-          simd::fmadd(_mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), d, m);
-      for (std::size_t v = 0; v < vectors_per_block; ++v) {
-        w[v] = _mm512_maskz_permutexvar_ps(0xFFFF, srl_i(widen_u8(qs + v * lanes), shift), table);
-      }
-      return;
-    }
-#endif
     for (std::size_t v = 0; v < vectors_per_block; ++v) {
       ivec u = and_i(srl_i(widen_u8(qs + v * lanes), shift), 0xF);
       if constexpr (F == block_format::q5_k) {
@@ -314,9 +301,12 @@ inline void widen_step(const std::uint8_t* row, std::size_t k, simd::vec* w,
   else if constexpr (F == block_format::q4_k) {
     const std::size_t sub = k % 8;
     const std::uint8_t* qs = row + k / 8 * traits(F).block_bytes + 16 + 32 * (sub / 2);
+    // The 16 possible values of block s, d[s] * q + m[s] (the FMA widen() applies per value);
+    // each weight is then a lane permute of its block's table by its 4-bit value (vpermps reads
+    // the low 4 bits of each index lane, so the odd block's high nibble needs only the shift).
     const simd::vec iota = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    const simd::vec even = simd::fmadd(iota, simd::broadcast(sc->d[sub]), simd::broadcast(sc->m[sub]));
-    const simd::vec odd = simd::fmadd(iota, simd::broadcast(sc->d[sub + 1]), simd::broadcast(sc->m[sub + 1]));
+    const auto table = [&](std::size_t s) { return simd::fmadd(iota, simd::broadcast(sc->d[s]), simd::broadcast(sc->m[s])); };
+    const simd::vec even = table(sub), odd = table(sub + 1);
     for (std::size_t v = 0; v < vectors_per_block; ++v) {
       const ivec q = widen_u8(qs + v * lanes);
       w[v] = _mm512_maskz_permutexvar_ps(0xFFFF, q, even);
@@ -489,13 +479,14 @@ inline void rows_via_panels(const weight_matrix& w, const float* x, std::size_t 
       const std::uint8_t* row = base + r * w.row_bytes();
       float* out = buf.data() + (r - p0) * cols;
       sub_scales sc;
-      for (std::size_t k = 0; k < n_blocks; ++k) {
+      constexpr std::size_t G = step_blocks<F>();
+      for (std::size_t k = 0; k < n_blocks; k += G) {
         if constexpr (is_k_quant(F)) {
           if (k % 8 == 0) super_scales<F>(row, k / 8, sc);
         }
-        simd::vec v[vectors_per_block];
-        widen<F>(row, k, v, &sc);
-        for (std::size_t j = 0; j < vectors_per_block; ++j) simd::store(out + k * block_values + j * lanes, v[j]);
+        simd::vec v[G * vectors_per_block];
+        widen_step<F>(row, k, v, &sc);
+        for (std::size_t j = 0; j < G * vectors_per_block; ++j) simd::store(out + k * block_values + j * lanes, v[j]);
       }
     }
     detail::matmul_rows(buf.data(), p1 - p0, cols, x, n, y + p0, 0, p1 - p0, ldy);
