@@ -14,6 +14,7 @@
 #pragma once
 
 #include <specdec/core/layer_subset.hpp>
+#include <specdec/core/restricted_head.hpp>
 #include <specdec/drafters/model_drafter.hpp>
 #include <specdec/model/gguf/reader.hpp>
 
@@ -52,6 +53,8 @@ struct draft_cli_options {
   float temperature = 0.6f;   // --draft-temp
   double threshold = 0;       // --threshold (dyspec-level); 0 = 1 / budget
   std::int32_t top_k = 32;    // --draft-top-k: tokens kept in each draft distribution
+  std::int32_t vocab = 0;     // --draft-vocab: the draft's head covers the N most frequent tokens; 0 = all
+  std::vector<token_id> always;  // tokens a restricted draft head keeps whatever N (the end tokens; set by the program)
 };
 
 inline void add_draft_options(CLI::App& app, draft_cli_options& d) {
@@ -63,6 +66,10 @@ inline void add_draft_options(CLI::App& app, draft_cli_options& d) {
   app.add_option("--threshold", d.threshold, "dyspec-level: smallest node value drawn from; 0 = 1 / budget")
       ->check(CLI::Range(0.0, 0.999999));
   app.add_option("--draft-top-k", d.top_k, "tokens kept in each draft distribution (default 32; 0 = all)")
+      ->check(CLI::Range(0, 1 << 30));
+  app.add_option("--draft-vocab", d.vocab,
+                 "restrict the draft's head to the N most frequent tokens (the vocabulary's first N ids, BPE merge "
+                 "order) plus the end tokens; output stays exact (default 0 = the whole vocabulary)")
       ->check(CLI::Range(0, 1 << 30));
 }
 
@@ -124,6 +131,12 @@ inline method make_model_method(const std::string& name, cpu::llama_cpu& target,
   if (!d.model.empty() && !d.layers.empty()) {
     throw error(error_category::invalid_argument, "--draft-model and --draft-layers exclude each other");
   }
+  if (d.vocab > target.n_vocab()) {
+    throw error(error_category::invalid_argument, "--draft-vocab " + std::to_string(d.vocab) + " exceeds the vocabulary of " +
+                                                      std::to_string(target.n_vocab()) + " tokens");
+  }
+  const auto head_tokens = [&] { return frequent_tokens(d.vocab, target.n_vocab(), d.always); };
+  const std::string head_note = d.vocab > 0 ? ", head " + std::to_string(d.vocab) + " tokens" : "";
   if (!d.model.empty()) {
     const gguf::file f(d.model);
     auto draft = std::make_shared<cpu::llama_cpu>(f, target_opt);
@@ -132,16 +145,32 @@ inline method make_model_method(const std::string& name, cpu::llama_cpu& target,
                                                         std::to_string(draft->n_vocab()) + " tokens, the model " +
                                                         std::to_string(target.n_vocab()));
     }
+    if (d.vocab > 0) {
+      struct owned {
+        std::shared_ptr<cpu::llama_cpu> model;
+        restricted_head<cpu::llama_cpu> head;
+      };
+      auto o = std::make_shared<owned>(owned{draft, restricted_head<cpu::llama_cpu>(*draft, head_tokens())});
+      auto& ref = o->head;
+      return detail::model_method(name, o, ref, d, budget, "model " + d.model + head_note);
+    }
     auto& ref = *draft;
     return detail::model_method(name, draft, ref, d, budget, "model " + d.model);
   }
   const std::string spec = d.layers.empty() ? "first:" + std::to_string(std::max(1, 4 * target.n_layers() / 5)) : d.layers;
-  std::shared_ptr<layer_subset<cpu::llama_cpu>> sub;
+  std::vector<std::int32_t> layers;
   try {
-    sub = std::make_shared<layer_subset<cpu::llama_cpu>>(target, parse_layer_list(spec));
+    layers = parse_layer_list(spec);
+    check_layer_subset(layers, target.n_layers());
   } catch (const error& e) {
     throw error(e.category(), "--draft-layers " + spec + ": " + e.what());
   }
+  if (d.vocab > 0) {
+    auto sub = std::make_shared<restricted_head<cpu::llama_cpu>>(target, head_tokens(), layers);
+    auto& ref = *sub;
+    return detail::model_method(name, sub, ref, d, budget, "layers " + spec + head_note);
+  }
+  auto sub = std::make_shared<layer_subset<cpu::llama_cpu>>(target, layers);
   auto& ref = *sub;
   return detail::model_method(name, sub, ref, d, budget, "layers " + spec);
 }

@@ -78,7 +78,7 @@ std::string read_prompt_file(const std::string& path) {
   return s.str();
 }
 
-result run(const options& o) {
+result run(options o) {
   using namespace specdec;
   const std::string model_path = o.model.empty() ? programs::default_model_path() : o.model;
   const std::string prompt_text = o.prompt_file.empty() ? o.prompt : read_prompt_file(o.prompt_file);
@@ -119,9 +119,11 @@ result run(const options& o) {
   r.seed = o.seed >= 0 ? static_cast<std::uint64_t>(o.seed) : std::random_device{}();
   // SkipDecode: autoregressive decoding on a model that skips layers (lossy).
   const bool skipdecode = o.method == programs::skipdecode_name;
-  if (!programs::is_draft_model_method(o.method) && (!o.draft.model.empty() || !o.draft.layers.empty())) {
-    throw error(error_category::invalid_argument, "--draft-model / --draft-layers need --method dyspec, dyspec-level, sps or specinfer");
+  if (!programs::is_draft_model_method(o.method) && (!o.draft.model.empty() || !o.draft.layers.empty() || o.draft.vocab > 0)) {
+    throw error(error_category::invalid_argument,
+                "--draft-model / --draft-layers / --draft-vocab need --method dyspec, dyspec-level, sps or specinfer");
   }
+  o.draft.always = end_of_generation_tokens(tok);
   programs::method m = programs::make_any_method(skipdecode ? "ar" : o.method, model, mo, o.budget, o.draft);
   if (m.budget > model.n_ctx()) {
     throw error(error_category::invalid_argument, "--budget " + std::to_string(m.budget) +

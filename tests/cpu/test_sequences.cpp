@@ -12,6 +12,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstring>
 #include <numeric>
 #include <random>
 
@@ -305,6 +306,49 @@ TEST_CASE("the one-sequence adapter over a forward_step view grows trees with th
   forward_batch b;
   b.steps.push_back(part(s, tokens, tree_parent, a.n_past(s), 0, 1));
   CHECK(bitwise_equal(specdec::test::copy_row(a.forward(b).rows, 0), want[0]));
+}
+
+TEST_CASE("a restricted head gives the full head's logits of its tokens, bit for bit", "[cpu]") {
+  // A draft's cheaper head (core/restricted_head.hpp): rows of the head matrix copied once. Column j
+  // must be the full head's column tokens[j] for every row of a tree step, with every layer and with
+  // a layer subset; an odd count and unordered ids exercise the product's row tails.
+  auto& m = default_model();
+  std::vector<token_id> ids = {49151, 0, 17, 2, 4093};
+  for (token_id t = 100; t < 100 + 1001; ++t) ids.push_back(t);
+  const auto h = m.make_head_subset(ids);
+  const auto tokens = random_tokens(tree_parent.size(), 11);
+  for (const auto& layers : {std::vector<std::int32_t>{}, std::vector<std::int32_t>{0, 1, 2, 5, 8, 13, 21, 29}}) {
+    std::vector<std::int32_t> run_layers = layers;
+    if (run_layers.empty()) {
+      run_layers.resize(static_cast<std::size_t>(m.n_layers()));
+      std::iota(run_layers.begin(), run_layers.end(), 0);
+    }
+    INFO(run_layers.size() << " layers");
+    const seq_id full = m.create_sequence(), restricted = m.create_sequence();
+    (void)m.prefill(full, prompt);
+    (void)m.prefill(restricted, prompt);
+    forward_batch a, b;
+    a.steps.push_back(part(full, tokens, tree_parent, m.n_past(full), 0, tokens.size()));
+    b.steps.push_back(part(restricted, tokens, tree_parent, m.n_past(restricted), 0, tokens.size()));
+    const auto want = rows_of(m.forward(a, run_layers).rows);
+    const auto got_view = m.forward(b, run_layers, h).rows;
+    REQUIRE(got_view.n_vocab == static_cast<std::int32_t>(ids.size()));
+    const auto got = rows_of(got_view);
+    REQUIRE(got.size() == want.size());
+    std::size_t differing = 0;
+    for (std::size_t r = 0; r < got.size(); ++r) {
+      for (std::size_t j = 0; j < ids.size(); ++j) {
+        const float w = want[r][static_cast<std::size_t>(ids[j])];
+        if (std::memcmp(&w, &got[r][j], sizeof(float)) != 0) ++differing;
+      }
+    }
+    CHECK(differing == 0);
+    m.free_sequence(full);
+    m.free_sequence(restricted);
+  }
+  CHECK_THROWS_WITH(m.make_head_subset({}), Catch::Contains("no tokens"));
+  CHECK_THROWS_WITH(m.make_head_subset({3, 49152}), Catch::Contains("token id 49152 outside the vocabulary"));
+  CHECK_THROWS_WITH(m.make_head_subset({3, 5, 3}), Catch::Contains("token id 3 given twice"));
 }
 
 TEST_CASE("bad sequence calls are clear errors and change nothing", "[cpu]") {

@@ -4,11 +4,13 @@
 // of model_drafter (DySpec by heap and by level, chain SpS, fixed k-ary tree) with the calibrated
 // subset (data/calibration's skip order, its first 6 layers dropped), and for DySpec by level with
 // the first 24 layers. Drafts are sampled at the draft temperature 0.6 (the paper's setting), so the
-// trees differ from step to step and from the target's argmax.
+// trees differ from step to step and from the target's argmax. A draft with a restricted head (the
+// 8,192 most frequent tokens, core/restricted_head.hpp) on the calibrated subset, likewise.
 #include "dev_prompts.hpp"
 
 #include <specdec/backends/cpu/llama_cpu.hpp>
 #include <specdec/core/layer_subset.hpp>
+#include <specdec/core/restricted_head.hpp>
 #include <specdec/drafters/model_drafter.hpp>
 #include <specdec/skip/skip_plan.hpp>
 #include <specdec/verify/generate.hpp>
@@ -85,4 +87,21 @@ TEST_CASE("draft-model trees (self-speculation) equal plain greedy decoding on a
       WARN(subset_name << ", " << to_string(sc.shape) << " budget " << sc.budget << ": MAT " << st.mat());
     }
   }
+
+  // A restricted draft head (the 8,192 most frequent tokens and the end tokens) on the calibrated
+  // subset: the draft can only propose those, the output is still plain greedy decoding's.
+  restricted_head<cpu::llama_cpu> draft(model, frequent_tokens(8192, model.n_vocab(), std::vector<token_id>{2}), calibrated);
+  model_drafter_options o;
+  o.shape = draft_shape::dyspec_level;
+  model_drafter<restricted_head<cpu::llama_cpu>> d(draft, o);
+  decode_stats st;
+  opt.budget = 10;
+  for (std::size_t i = 0; i < prompts.size(); ++i) {
+    INFO("restricted head, prompt " << ids[i]);
+    const auto got = generate(model, d, rule, prompts[i], opt);
+    CHECK(got.tokens == wants[i]);
+    st.add(got.stats);
+  }
+  CHECK(st.mat() > 1.2);
+  WARN("restricted head (8192 tokens), calibrated subset, dyspec-level budget 10: MAT " << st.mat());
 }

@@ -5,11 +5,15 @@
 // k-ary tree, the empirical distribution of the first three generated tokens matches the exact one
 // computed by the float64 NumPy reference (chi-square, 20,000 samples, p > 0.001), at T = 0.6 and
 // T = 1 with top-k and top-p, and at plain T = 1. A deliberately wrong variant of the rule (on a
-// rejection it keeps p instead of the residual max(p - q, 0)) is refused by the same check.
+// rejection it keeps p instead of the residual max(p - q, 0)) is refused by the same check. A draft
+// with a restricted head (5 of the 8 tokens, core/restricted_head.hpp) is exact too: its q is zero
+// on tokens the target can emit, which only the residual draws can produce.
 #include "sampling_check.hpp"
 
 #include <specdec/core/layer_subset.hpp>
+#include <specdec/core/restricted_head.hpp>
 #include <specdec/drafters/model_drafter.hpp>
+#include <specdec/verify/greedy.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -49,8 +53,8 @@ struct no_residual_rule {
   }
 };
 
-template <class Rule>
-std::vector<std::int64_t> sample_with(cpu::llama_cpu& m, model_drafter<layer_subset<cpu::llama_cpu>>& d,
+template <class Rule, class Draft>
+std::vector<std::int64_t> sample_with(cpu::llama_cpu& m, model_drafter<Draft>& d,
                                       const Rule& rule, std::int32_t budget, decode_stats& stats) {
   const auto& ref = reference();
   const std::int32_t v = m.n_vocab();
@@ -143,4 +147,46 @@ TEST_CASE("the chi-square check refuses a rule that skips the residual", "[verif
     INFO(setting << ": wrong rule: chi2 " << chi.statistic << " dof " << chi.dof << " p " << chi.p_value);
     CHECK(chi.p_value < 1e-6);
   }
+}
+
+TEST_CASE("a draft with a restricted head keeps the sampling distribution exact", "[verify][slow]") {
+  for (const auto shape : {draft_shape::dyspec_level, draft_shape::chain}) {
+    for (const char* setting : {"t0.6-k5-p0.9", "plain"}) {
+      const auto& s = reference().get(setting);
+      auto m = tiny_llama();
+      restricted_head<cpu::llama_cpu> draft(m, {6, 1, 2, 4, 7}, {0});
+      model_drafter<restricted_head<cpu::llama_cpu>> d(draft, shape_options(shape, 99));
+      decode_stats stats;
+      const auto counts = sample_with(m, d, sampling_rule{s.params}, shape == draft_shape::chain ? 4 : 8, stats);
+      const auto chi = chi_square(counts, s.probs);
+      INFO(to_string(shape) << ", restricted head, " << setting << ": chi2 " << chi.statistic << " dof " << chi.dof
+                            << " p " << chi.p_value << " MAT " << stats.mat());
+      CHECK(chi.p_value > 0.001);
+      CHECK(stats.mat() > 1.1);
+      CHECK(stats.n_accept < stats.n_drafted);
+    }
+  }
+}
+
+TEST_CASE("a restricted head's columns are mapped back to token ids", "[verify]") {
+  // The draft is the target itself (every layer) with a head holding the whole vocabulary in another
+  // order, drafting its argmax: column j is token perm[j], so every drafted token is the target's
+  // argmax and greedy verification accepts all of them. Reading columns as ids would not.
+  auto m = tiny_llama();
+  restricted_head<cpu::llama_cpu> draft(m, {5, 3, 7, 0, 6, 1, 4, 2});
+  REQUIRE(draft.n_vocab() == 8);
+  model_drafter_options o;
+  o.shape = draft_shape::chain;
+  o.temperature = 0;
+  model_drafter<restricted_head<cpu::llama_cpu>> d(draft, o);
+  greedy_rule rule;
+  generate_options opt;
+  opt.max_new_tokens = 24;
+  opt.budget = 4;
+  const auto got = generate(m, d, rule, reference().prompt, opt);
+  null_drafter ar;
+  const auto want = generate(m, ar, rule, reference().prompt, opt);
+  CHECK(got.tokens == want.tokens);
+  CHECK(got.stats.n_drafted > 0);
+  CHECK(got.stats.n_accept == got.stats.n_drafted);
 }

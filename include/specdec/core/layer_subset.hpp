@@ -16,22 +16,27 @@
 
 namespace specdec {
 
+// layers: non-empty, ascending, distinct, each in [0, n_layers). Throws invalid_argument naming the problem.
+inline void check_layer_subset(std::span<const std::int32_t> layers, std::int32_t n_layers) {
+  if (layers.empty()) throw error(error_category::invalid_argument, "layer subset: no layers given");
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    const auto l = layers[i];
+    if (l < 0 || l >= n_layers) {
+      throw error(error_category::invalid_argument, "layer subset: layer " + std::to_string(l) + " outside [0, " +
+                                                        std::to_string(n_layers) + ")");
+    }
+    if (i > 0 && l <= layers[i - 1]) {
+      throw error(error_category::invalid_argument, "layer subset: layers must be ascending and distinct");
+    }
+  }
+}
+
 template <layered_sequence_model Model>
 class layer_subset {
  public:
   // layers: ascending, distinct, each in [0, n_layers). Throws invalid_argument naming the problem.
   layer_subset(Model& m, std::vector<std::int32_t> layers) : m_(m), layers_(std::move(layers)) {
-    if (layers_.empty()) throw error(error_category::invalid_argument, "layer subset: no layers given");
-    for (std::size_t i = 0; i < layers_.size(); ++i) {
-      const auto l = layers_[i];
-      if (l < 0 || l >= m.n_layers()) {
-        throw error(error_category::invalid_argument, "layer subset: layer " + std::to_string(l) +
-                                                          " outside [0, " + std::to_string(m.n_layers()) + ")");
-      }
-      if (i > 0 && l <= layers_[i - 1]) {
-        throw error(error_category::invalid_argument, "layer subset: layers must be ascending and distinct");
-      }
-    }
+    check_layer_subset(layers_, m.n_layers());
   }
 
   [[nodiscard]] std::int32_t n_vocab() const { return m_.n_vocab(); }

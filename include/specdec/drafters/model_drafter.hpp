@@ -21,6 +21,9 @@
 // The commit is deferred because the draft model may be the target itself (self-speculation), whose
 // logits of the step being verified must stay valid until the decode loop commits.
 //
+// A draft whose head covers part of the vocabulary (core/restricted_head.hpp) proposes only those
+// tokens; its columns are mapped back to token ids here. The rules stay exact for any q.
+//
 // Random numbers: each request has its own stream (seed, request id), independent of the rule's, as
 // the rule's exactness requires. Cost: one sparse q (top_k tokens) per expanded node; the draft's
 // forwards are counted in counters().
@@ -29,6 +32,7 @@
 #include <specdec/concepts/sequence_model.hpp>
 #include <specdec/core/batch.hpp>
 #include <specdec/core/draft_tree.hpp>
+#include <specdec/core/restricted_head.hpp>
 #include <specdec/core/sampling.hpp>
 #include <specdec/core/verify_types.hpp>
 #include <specdec/error.hpp>
@@ -249,13 +253,19 @@ class model_drafter {
   }
 
   token_distribution make_q(std::span<const float> row) const {
+    token_distribution d;
     if (opt_.temperature <= 0.0f) {
-      token_distribution d;
       d.ids = {argmax(row)};
       d.probs = {1.0f};
-      return d;
+    } else {
+      d = distribution(row, sampling_params{opt_.temperature, opt_.top_k, 1.0f});
     }
-    return distribution(row, sampling_params{opt_.temperature, opt_.top_k, 1.0f});
+    // A draft with a restricted head (core/restricted_head.hpp): column j is token output_tokens()[j].
+    if constexpr (vocabulary_subset_model<Draft>) {
+      const std::span<const token_id> map = m_->output_tokens();
+      for (auto& id : d.ids) id = map[static_cast<std::size_t>(id)];
+    }
+    return d;
   }
 
   // Runs `nodes` (their parents have run) as one draft forward; sets their rows and distributions.

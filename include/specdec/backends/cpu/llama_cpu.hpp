@@ -130,13 +130,50 @@ class llama_cpu {
   batch_logits forward(const forward_batch& b) { return run(b, all_layers_); }
 
   batch_logits forward(const forward_batch& b, std::span<const std::int32_t> layers) {
-    for (std::size_t i = 0; i < layers.size(); ++i) {
-      if (layers[i] < 0 || layers[i] >= n_layers() || (i > 0 && layers[i] <= layers[i - 1])) {
-        throw error(error_category::invalid_argument,
-                    "llama_cpu::forward: layer list must be ascending indices in [0, " + std::to_string(n_layers()) + ")");
-      }
-    }
+    check_layers(layers);
     return run(b, layers);
+  }
+
+  // A head restricted to some tokens of the vocabulary: the head matrix's rows of `tokens`, copied
+  // once (a draft model's cheaper head, docs/methods/dyspec.md). A forward with it returns logits
+  // rows of tokens.size() columns, column j being token tokens[j], bit for bit the value the full
+  // head gives that token (the same row bytes and the same product order).
+  struct head_subset {
+    std::vector<token_id> tokens;
+    weight_matrix rows;
+  };
+
+  // tokens: distinct ids in [0, n_vocab), at least one. Throws invalid_argument naming the problem.
+  [[nodiscard]] head_subset make_head_subset(std::vector<token_id> tokens) const {
+    if (tokens.empty()) throw error(error_category::invalid_argument, "llama_cpu::make_head_subset: no tokens given");
+    std::vector<bool> seen(static_cast<std::size_t>(n_vocab()), false);
+    for (const token_id t : tokens) {
+      if (t < 0 || t >= n_vocab()) {
+        throw error(error_category::invalid_argument, "llama_cpu::make_head_subset: token id " + std::to_string(t) +
+                                                          " outside the vocabulary of " + std::to_string(n_vocab()));
+      }
+      if (seen[static_cast<std::size_t>(t)]) {
+        throw error(error_category::invalid_argument, "llama_cpu::make_head_subset: token id " + std::to_string(t) + " given twice");
+      }
+      seen[static_cast<std::size_t>(t)] = true;
+    }
+    const weight_matrix& full = weights_.head();
+    head_subset h;
+    h.tokens = std::move(tokens);
+    h.rows = weight_matrix(full.format(), h.tokens.size(), full.cols());
+    for (std::size_t j = 0; j < h.tokens.size(); ++j) {
+      std::memcpy(h.rows.row(j), full.row(static_cast<std::size_t>(h.tokens[j])), full.row_bytes());
+    }
+    return h;
+  }
+
+  // forward(b, layers) whose logits come from the restricted head h (made by this model).
+  batch_logits forward(const forward_batch& b, std::span<const std::int32_t> layers, const head_subset& h) {
+    if (h.rows.cols() != static_cast<std::size_t>(config_.n_embd) || h.rows.rows() != h.tokens.size() || h.tokens.empty()) {
+      throw error(error_category::invalid_argument, "llama_cpu::forward: the head subset was not made by this model");
+    }
+    check_layers(layers);
+    return run(b, layers, &h.rows);
   }
 
   // Keeps pending rows `rows` (a root-to-node path) as positions n_past, n_past + 1, ...; drops the
@@ -375,14 +412,26 @@ class llama_cpu {
     }
   }
 
-  batch_logits run(const forward_batch& b, std::span<const std::int32_t> layers) {
+  void check_layers(std::span<const std::int32_t> layers) const {
+    for (std::size_t i = 0; i < layers.size(); ++i) {
+      if (layers[i] < 0 || layers[i] >= n_layers() || (i > 0 && layers[i] <= layers[i - 1])) {
+        throw error(error_category::invalid_argument,
+                    "llama_cpu::forward: layer list must be ascending indices in [0, " + std::to_string(n_layers()) + ")");
+      }
+    }
+  }
+
+  // head: the matrix the logits come from; nullptr = the model's own head (n_vocab columns).
+  batch_logits run(const forward_batch& b, std::span<const std::int32_t> layers, const weight_matrix* head = nullptr) {
     validate(b);
     admit(b);
+    const weight_matrix& head_w = head != nullptr ? *head : weights_.head();
+    const auto width = static_cast<std::int32_t>(head_w.rows());
     const auto n = static_cast<std::int32_t>(rows_.size());
     batch_logits result;
     result.first = out_first_;
     result.count = out_count_;
-    result.rows = logits_view{logits_.data(), 0, n_vocab()};
+    result.rows = logits_view{logits_.data(), 0, width};
     if (n == 0) return result;
     reserve(n);
     const auto& c = config_;
@@ -446,12 +495,12 @@ class llama_cpu {
     for (std::int32_t k = 0; k < n_out; ++k) {
       rms_norm_row(&x_(out_rows_[static_cast<std::size_t>(k)], 0), weights_.output_norm.data(), &xn_(k, 0), e, c.rms_eps);
     }
-    const auto vocab = static_cast<std::size_t>(c.n_vocab);
+    const auto vocab = static_cast<std::size_t>(width);
     if (logits_.size() < static_cast<std::size_t>(n_out) * vocab) logits_.resize(static_cast<std::size_t>(n_out) * vocab);
     if (n_out > 0) {
-      project(pool_, weights_.head(), xn_.data(), static_cast<std::size_t>(n_out), logits_.data(), activations_);
+      project(pool_, head_w, xn_.data(), static_cast<std::size_t>(n_out), logits_.data(), activations_);
     }
-    result.rows = logits_view{logits_.data(), n_out, n_vocab()};
+    result.rows = logits_view{logits_.data(), n_out, width};
     return result;
   }
 
