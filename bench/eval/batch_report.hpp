@@ -4,12 +4,15 @@
 //   vs AR@B            total tok/s over AR's at the same batch size, same run
 //   vs AR@1            total tok/s over AR's at the first batch size listed (1 unless given otherwise)
 //   per-request tok/s  median over requests of a request's tokens / its own decode seconds
+// Lossy methods (SkipDecode) add agreement with AR at the first batch size and the schedule's
+// theoretical speedup (report.hpp); the two columns appear only when such a method ran.
 #pragma once
 
 #include "report.hpp"
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <string>
 
 namespace specdec::eval {
@@ -21,11 +24,20 @@ inline double ar_tps(const eval_run& r, std::int32_t batch) {
   return 0.0;
 }
 
+inline quality batch_quality(const eval_run& r, const batch_row& b) {
+  return summarize_quality(b.quality, b.n_layers, r.sampling.greedy());
+}
+
 inline table batch_table(const eval_run& r) {
+  const bool any_lossy = std::any_of(r.batch_rows.begin(), r.batch_rows.end(), [](const batch_row& b) { return b.lossy; });
   table t{"batched decoding (" + std::to_string(r.prompts.size()) + " requests; total tok/s includes prefill)",
           {"method", "batch", "total tok/s", "vs AR@B", "vs AR@" + std::to_string(r.batch_rows.empty() ? 1 : r.batch_rows.front().batch),
            "per-request tok/s", "MAT", "accept %", "mismatches"},
           {}};
+  if (any_lossy) {
+    t.title += "; lossy methods: agreement with AR at the first batch size, theoretical speedup of the schedule";
+    t.header.insert(t.header.end(), {"agreement", "theoretical"});
+  }
   const double base = r.batch_rows.empty() ? 0.0 : ar_tps(r, r.batch_rows.front().batch);
   for (const auto& b : r.batch_rows) {
     const double ar = ar_tps(r, b.batch);
@@ -34,7 +46,12 @@ inline table batch_table(const eval_run& r) {
                       base > 0 && !(b.method == "ar" && b.batch == r.batch_rows.front().batch) ? fmt("%.2fx", b.total_tps() / base) : "-",
                       fmt("%.1f", b.median_request_tps()), fmt("%.2f", b.stats.mat()),
                       b.stats.n_drafted > 0 ? percent(b.stats.accept_rate()) : "-",
-                      r.sampling.greedy() ? std::to_string(b.mismatches) : "-"});
+                      !r.sampling.greedy() ? "-" : b.lossy ? "lossy" : std::to_string(b.mismatches)});
+    if (any_lossy) {
+      const quality q = b.lossy ? batch_quality(r, b) : quality{};
+      t.rows.back().push_back(percent_or_dash(q.agreement));
+      t.rows.back().push_back(fmt_or_dash("%.2fx", q.theoretical_speedup));
+    }
   }
   return t;
 }
@@ -63,7 +80,8 @@ inline nlohmann::ordered_json batch_json(const eval_run& r) {
                             {"steps", b.stats.steps},
                             {"mat", b.stats.mat()},
                             {"accept_rate", b.stats.accept_rate()},
-                            {"mismatches", b.mismatches}});
+                            {"mismatches", b.lossy ? json(nullptr) : json(b.mismatches)}});
+    if (b.lossy) add_quality(j["batches"].back(), batch_quality(r, b));
   }
   return j;
 }

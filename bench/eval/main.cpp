@@ -4,16 +4,23 @@
 //   specdec-eval --methods token-recycling,lookahead --max-new-tokens 128 --json results.json
 // Methods run one after another on each prompt (interleaved, to spread machine noise); each method
 // keeps one drafter for the whole run, so learned state carries over between prompts (hot start).
-// Exit codes: 0 ok, 1 a greedy output differed from AR's, 2 bad input (one "error:" line on stderr).
+// The lossy method skipdecode (SkipDecode: AR through skip::skip_decode around the same model, flags
+// of examples/common/skip_method.hpp) is not checked for exactness; it reports agreement with AR,
+// the first divergence and the schedule's theoretical speedup instead (report.hpp).
+//   specdec-eval --methods lookahead,skipdecode --skip-min-layers 20 --skip-length 128 --skip-plan FILE
+// Exit codes: 0 ok, 1 a greedy output of a lossless method differed from AR's, 2 bad input (one
+// "error:" line on stderr).
 #include "prompts.hpp"
 #include "batch_report.hpp"
 #include "report.hpp"
 
 #include "common/methods.hpp"
 #include "common/program_support.hpp"
+#include "common/skip_method.hpp"
 
 #include <specdec/backends/cpu/llama_cpu.hpp>
 #include <specdec/model/gguf/reader.hpp>
+#include <specdec/skip/skip_decode.hpp>
 #include <specdec/tokenizer/chat_template.hpp>
 #include <specdec/tokenizer/end_tokens.hpp>
 #include <specdec/tokenizer/from_gguf.hpp>
@@ -28,6 +35,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -60,20 +68,88 @@ struct options {
   bool quiet = false;
   std::vector<std::int32_t> batches;  // --batch: decode the prompts as concurrent requests, B at a time
   programs::draft_cli_options draft;  // dyspec, dyspec-level, sps, specinfer
+  programs::skip_cli_options skip;    // skipdecode
 };
+
+using skipper = skip::skip_decode<cpu::llama_cpu>;
 
 constexpr std::int32_t warmup_tokens = 16;
 
-// The model's end-of-generation tokens: EOS plus the usual end-of-turn control tokens it has.
+// Lossy methods: compared with AR (agreement, first divergence), never counted as mismatches.
+bool is_lossy(const std::string& name) { return name == programs::skipdecode_name; }
 
 // "ar" first, then the listed methods in order, each once.
 std::vector<std::string> method_list(const std::vector<std::string>& listed) {
   std::vector<std::string> names{"ar"};
+  const auto known = programs::method_names();
   for (const auto& n : listed) {
     if (n.empty()) throw error(error_category::invalid_argument, "--methods: empty method name");
+    if (std::find(known.begin(), known.end(), n) == known.end() && !is_lossy(n)) {
+      std::string valid;
+      for (const auto& k : known) valid += k + ", ";
+      throw error(error_category::invalid_argument,
+                  "unknown method '" + n + "' (valid: " + valid + programs::skipdecode_name + " (lossy))");
+    }
     if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
   }
   return names;
+}
+
+eval::config_result make_config(const std::string& name, std::int32_t budget, bool in_main, bool in_sweep) {
+  eval::config_result c;
+  c.method = name;
+  c.budget = budget;
+  c.in_main = in_main;
+  c.in_sweep = in_sweep;
+  return c;
+}
+
+// The SkipDecode flags are an error without skipdecode in --methods; throws naming the first one given.
+void refuse_stray_skip_flags(const options& o) {
+  if (std::find(o.methods.begin(), o.methods.end(), programs::skipdecode_name) != o.methods.end()) return;
+  for (const CLI::Option* f : o.skip.flags) {
+    if (f->count() > 0) {
+      throw error(error_category::invalid_argument,
+                  f->get_name() + " needs " + programs::skipdecode_name + " in --methods");
+    }
+  }
+}
+
+// What the schedule runs, for the report: the text note and the JSON "schedule" object.
+void describe_schedule(eval::config_result& c, const skip::layer_schedule& s, const programs::skip_cli_options& o) {
+  const auto max_layers = static_cast<std::int32_t>(s.phases().front().layers.size());
+  const auto min_layers = static_cast<std::int32_t>(s.phases().back().layers.size());
+  c.lossy = true;
+  c.n_layers = s.n_layers();
+  c.lossy_note = std::to_string(max_layers) + " -> " + std::to_string(min_layers) + " of " +
+                 std::to_string(s.n_layers()) + " layers over " + std::to_string(o.length) + " tokens, warm-up " +
+                 std::to_string(o.warmup_layers) + ", " + (o.plan.empty() ? "the paper's skip order" : "skip plan " + o.plan);
+  c.lossy_settings["schedule"] = {{"n_layers", s.n_layers()},
+                                  {"max_layers", max_layers},
+                                  {"min_layers", min_layers},
+                                  {"length", o.length},
+                                  {"warmup_layers", o.warmup_layers},
+                                  {"skip_plan", o.plan.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(o.plan)}};
+}
+
+// A lossy method's output against AR's on one prompt; the schedule gives the layers of its tokens.
+eval::lossy_prompt compare_lossy(const std::vector<token_id>& ar, const std::vector<token_id>& out,
+                                 const skip::layer_schedule& s) {
+  eval::lossy_prompt q;
+  q.reference = static_cast<std::int64_t>(ar.size());
+  q.generated = static_cast<std::int64_t>(out.size());
+  const std::size_t n = std::min(ar.size(), out.size());
+  std::size_t first = n;  // one output a prefix of the other: they part at n; equal ones count their length
+  for (std::size_t i = 0; i < n; ++i) {
+    if (ar[i] != out[i]) {
+      first = std::min(first, i);
+    } else {
+      ++q.matched;
+    }
+  }
+  q.first_divergence = static_cast<std::int64_t>(first);
+  for (std::int64_t t = 0; t < q.generated; ++t) q.scheduled_layers += s.n_active(t);
+  return q;
 }
 
 std::vector<eval::eval_prompt> select_prompts(std::vector<eval::eval_prompt> all, const options& o,
@@ -123,11 +199,12 @@ void write_file(const std::string& path, const std::string& text) {
 
 // One method over every prompt as concurrent requests, at most B at a time: a new request joins as
 // soon as one finishes (continuous batching). Returns the outputs in prompt order; fills the row.
-template <class Rule>
-std::vector<std::vector<token_id>> run_batched(cpu::llama_cpu& model, programs::method& m, Rule rule,
+// Model is the backend or the SkipDecode wrapper around it.
+template <class Model, class Rule>
+std::vector<std::vector<token_id>> run_batched(Model& model, programs::method& m, Rule rule,
                                                const std::vector<std::vector<token_id>>& prompts,
                                                const generate_options& base, std::int32_t batch, eval::batch_row& row) {
-  decoder<cpu::llama_cpu, any_drafter, Rule> dec(model, decoder_options{batch, 64});
+  decoder<Model, any_drafter, Rule> dec(model, decoder_options{batch, 64});
   std::vector<std::vector<token_id>> out(prompts.size());
   std::vector<request_id> ids;
   for (std::size_t i = 0; i < prompts.size(); ++i) {
@@ -148,10 +225,19 @@ std::vector<std::vector<token_id>> run_batched(cpu::llama_cpu& model, programs::
   return out;
 }
 
-// --batch: every method at every batch size, the prompts as concurrent requests.
-std::int64_t run_batches(const options& o, eval::eval_run& r, cpu::llama_cpu& model, std::vector<programs::method>& methods,
-                         const std::vector<std::vector<token_id>>& prompts, const generate_options& opt,
-                         const tokenizer& tok) {
+template <class Model>
+std::vector<std::vector<token_id>> run_batched(Model& model, programs::method& m, const sampling_params& sp,
+                                               const std::vector<std::vector<token_id>>& prompts,
+                                               const generate_options& base, std::int32_t batch, eval::batch_row& row) {
+  if (sp.greedy()) return run_batched(model, m, greedy_rule{}, prompts, base, batch, row);
+  return run_batched(model, m, sampling_rule{sp}, prompts, base, batch, row);
+}
+
+// --batch: every method at every batch size, the prompts as concurrent requests. skipdecode runs
+// through `sd` (per_set policy: every request follows its own schedule, as when decoded alone).
+std::int64_t run_batches(const options& o, eval::eval_run& r, cpu::llama_cpu& model, skipper* sd,
+                         std::vector<programs::method>& methods, const std::vector<std::vector<token_id>>& prompts,
+                         const generate_options& opt, const tokenizer& tok) {
   std::int64_t n_mismatch = 0;
   std::vector<std::vector<token_id>> ar_tokens;
   for (const std::int32_t b : o.batches) {
@@ -163,11 +249,14 @@ std::int64_t run_batches(const options& o, eval::eval_run& r, cpu::llama_cpu& mo
       eval::batch_row row;
       row.method = r.configs[k].label();
       row.batch = b;
-      const auto outs = r.sampling.greedy()
-                            ? run_batched(model, methods[k], greedy_rule{}, prompts, opt, b, row)
-                            : run_batched(model, methods[k], sampling_rule{r.sampling}, prompts, opt, b, row);
+      row.lossy = r.configs[k].lossy;
+      row.n_layers = r.configs[k].n_layers;
+      const auto outs = row.lossy ? run_batched(*sd, methods[k], r.sampling, prompts, opt, b, row)
+                                  : run_batched(model, methods[k], r.sampling, prompts, opt, b, row);
       if (k == 0 && ar_tokens.empty()) ar_tokens = outs;  // AR at the first batch size is the reference
-      if (r.sampling.greedy()) {
+      if (row.lossy) {
+        for (std::size_t i = 0; i < outs.size(); ++i) row.quality.push_back(compare_lossy(ar_tokens[i], outs[i], sd->schedule()));
+      } else if (r.sampling.greedy()) {
         for (std::size_t i = 0; i < outs.size(); ++i) {
           const std::int64_t diff = first_difference(ar_tokens[i], outs[i]);
           if (diff < 0) continue;
@@ -214,28 +303,43 @@ std::int64_t run(const options& o) {
   cpu::llama_cpu model(file, mo);
   programs::report_weights(model, o.weights, o.quiet);
 
-  // One method object per configuration, for the whole run. configs[0] is AR.
+  // One method object per configuration, for the whole run. configs[0] is AR. A lossy method
+  // decodes like AR (null drafter) through its wrapper of the model.
+  tokenizer tok = tokenizer_from_gguf(file);
+  programs::draft_cli_options draft = o.draft;
+  draft.always = end_of_generation_tokens(tok);  // a restricted draft head keeps them (--draft-vocab)
   std::vector<programs::method> methods;
+  std::optional<skipper> sd;
   const auto names = method_list(o.methods);
   for (const auto& name : names) {
-    methods.push_back(programs::make_any_method(name, model, mo, o.budget, o.draft));
-    r.configs.push_back({name, methods.back().budget, true, false, {}, {}});
+    methods.push_back(programs::make_any_method(is_lossy(name) ? "ar" : name, model, mo, o.budget, draft));
+    methods.back().name = name;
+    r.configs.push_back(make_config(name, methods.back().budget, true, false));
+    if (name == programs::skipdecode_name) {
+      // per_set: in --batch every request follows its own schedule; one request at a time is unaffected.
+      sd.emplace(model, programs::make_skip_schedule(o.skip, model.n_layers()),
+                 skip::skip_decode_options{false, skip::batch_policy::per_set});
+      describe_schedule(r.configs.back(), sd->schedule(), o.skip);
+    }
   }
-  if (!o.sweep_budgets.empty() && names.size() < 2) {
-    throw error(error_category::invalid_argument, "--sweep-budget needs a method other than ar in --methods");
+  // The sweep varies the tree budget: it does not apply to lossy methods (they draft nothing).
+  const bool sweepable = std::any_of(names.begin() + 1, names.end(), [](const std::string& n) { return !is_lossy(n); });
+  if (!o.sweep_budgets.empty() && !sweepable) {
+    throw error(error_category::invalid_argument,
+                "--sweep-budget needs a method other than ar and skipdecode in --methods");
   }
   for (std::size_t k = 1; k < names.size(); ++k) {
+    if (is_lossy(names[k])) continue;
     for (const std::int32_t b : o.sweep_budgets) {
       if (b == r.configs[k].budget) {
         r.configs[k].in_sweep = true;
         continue;
       }
-      methods.push_back(programs::make_any_method(names[k], model, mo, b, o.draft));
-      r.configs.push_back({names[k], methods.back().budget, false, true, {}, {}});
+      methods.push_back(programs::make_any_method(names[k], model, mo, b, draft));
+      r.configs.push_back(make_config(names[k], methods.back().budget, false, true));
     }
   }
 
-  tokenizer tok = tokenizer_from_gguf(file);
   const auto tmpl = chat_template::detect(file.get_or<std::string>("tokenizer.chat_template", ""));
   std::vector<std::vector<token_id>> prompt_tokens;
   for (const auto& p : r.prompts) {
@@ -253,14 +357,21 @@ std::int64_t run(const options& o) {
   opt.end_tokens = end_of_generation_tokens(tok);
   opt.seed = r.seed;
 
+  // One decode of a prompt by configuration k, through the SkipDecode wrapper for skipdecode.
+  const auto decode = [&](std::size_t k, const std::vector<token_id>& prompt, const generate_options& go) {
+    if (r.configs[k].lossy) return programs::run_method(*sd, methods[k], prompt, r.sampling, go);
+    return programs::run_method(model, methods[k], prompt, r.sampling, go);
+  };
+
   // Warm-up: each configuration once on the first prompt (caches, thread pool, drafter state).
   opt.max_new_tokens = warmup_tokens;
-  for (auto& m : methods) (void)programs::run_method(model, m, prompt_tokens[0], r.sampling, opt);
+  for (std::size_t k = 0; k < methods.size(); ++k) (void)decode(k, prompt_tokens[0], opt);
+  if (sd) sd->reset_counters();
 
   opt.max_new_tokens = o.max_new_tokens;
   std::int64_t n_mismatch = 0;
   if (!o.batches.empty()) {
-    n_mismatch = run_batches(o, r, model, methods, prompt_tokens, opt, tok);
+    n_mismatch = run_batches(o, r, model, sd ? &*sd : nullptr, methods, prompt_tokens, opt, tok);
     std::fputs(eval::batch_report(r).c_str(), stdout);
     std::fflush(stdout);
     if (!o.json_path.empty()) {
@@ -273,11 +384,18 @@ std::int64_t run(const options& o) {
     std::vector<token_id> ar_tokens;
     std::string progress;
     for (std::size_t k = 0; k < methods.size(); ++k) {
-      const generate_result g = programs::run_method(model, methods[k], prompt_tokens[i], r.sampling, opt);
       eval::config_result& c = r.configs[k];
+      const skip::skip_counters before = c.lossy ? sd->counters() : skip::skip_counters{};
+      const generate_result g = decode(k, prompt_tokens[i], opt);
       c.per_prompt.push_back(g.stats);
       if (k == 0) ar_tokens = g.tokens;
-      const std::int64_t diff = r.sampling.greedy() && k > 0 ? first_difference(ar_tokens, g.tokens) : -1;
+      if (c.lossy) {
+        eval::lossy_prompt q = compare_lossy(ar_tokens, g.tokens, sd->schedule());
+        q.decode_rows = sd->counters().decode_rows - before.decode_rows;
+        q.decode_layer_rows = sd->counters().decode_layer_rows - before.decode_layer_rows;
+        c.quality.push_back(q);
+      }
+      const std::int64_t diff = r.sampling.greedy() && k > 0 && !c.lossy ? first_difference(ar_tokens, g.tokens) : -1;
       c.mismatch.push_back(diff >= 0);
       if (diff >= 0) {
         ++n_mismatch;
@@ -287,7 +405,12 @@ std::int64_t run(const options& o) {
                      quoted_piece(tok, g.tokens, diff).c_str());
       }
       progress += (k == 0 ? " " : " | ") + c.label() + eval::fmt(" %.1f tok/s", g.stats.tokens_per_s());
-      if (k > 0) progress += eval::fmt(" MAT %.2f", g.stats.mat());
+      if (c.lossy && r.sampling.greedy() && !ar_tokens.empty()) {
+        progress += eval::fmt(" agree %.0f%%", 100.0 * static_cast<double>(c.quality.back().matched) /
+                                                   static_cast<double>(ar_tokens.size()));
+      } else if (k > 0 && !c.lossy) {
+        progress += eval::fmt(" MAT %.2f", g.stats.mat());
+      }
     }
     if (!o.quiet) {
       std::fprintf(stderr, "[%zu/%zu] %s (%s, %zu prompt tokens):%s\n", i + 1, r.prompts.size(),
@@ -311,10 +434,12 @@ int main(int argc, char** argv) {
   options o;
   bool list_methods = false;
   CLI::App app{"specdec-eval: speed and exactness of speculative decoding methods against AR on a prompt set"};
-  app.footer("Exit codes: 0 ok; 1 a greedy output differed from AR's (see the \"mismatch:\" lines); 2 bad input.");
+  app.footer("Exit codes: 0 ok; 1 a greedy output of a lossless method differed from AR's (see the \"mismatch:\" "
+             "lines; skipdecode is lossy and reports agreement instead); 2 bad input.");
   app.add_option("-m,--model", o.model, "GGUF model file (default: the SmolLM2-135M-Instruct model in models/)");
   app.add_option("--prompts", o.prompts, "JSONL prompt file, MT-bench shape (default: data/prompts/dev.jsonl)");
-  app.add_option("--methods", o.methods, "comma-separated methods; ar always runs first as the baseline")
+  app.add_option("--methods", o.methods,
+                 "comma-separated methods (--list-methods, or skipdecode: lossy); ar always runs first as the baseline")
       ->delimiter(',');
   app.add_flag("--list-methods", list_methods, "print the known method names and exit");
   app.add_option("--max-new-tokens", o.max_new_tokens, "maximum new tokens per prompt (default 128)")
@@ -335,6 +460,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 1 << 30));
   app.add_option("--categories", o.categories, "comma-separated categories to keep")->delimiter(',');
   specdec::programs::add_draft_options(app, o.draft);
+  specdec::programs::add_skip_options(app, o.skip);
+  for (CLI::Option* f : o.skip.flags) f->group("SkipDecode (skipdecode in --methods, lossy)");
   app.add_option("--sweep-budget", o.sweep_budgets, "comma-separated budgets to sweep for each non-AR method")
       ->delimiter(',')
       ->check(CLI::Range(1, 1 << 16));
@@ -354,6 +481,7 @@ int main(int argc, char** argv) {
   }
 
   try {
+    refuse_stray_skip_flags(o);
     return run(o) > 0 ? 1 : 0;
   } catch (const std::exception& e) {
     std::fflush(stdout);

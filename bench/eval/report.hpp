@@ -4,6 +4,13 @@
 //   tokens/s        generated tokens / decode seconds, summed over prompts (prefill excluded)
 //   speedup         a configuration's tokens/s / AR's tokens/s over the same prompts
 //   median speedup  median over prompts of the per-prompt speedup (robust to a noisy machine)
+// Lossy methods (SkipDecode) are not checked for exactness; they report quality against AR instead:
+//   agreement       share of AR's tokens that the method's output matches at the same position,
+//                   over all of AR's tokens (greedy runs only)
+//   first div       first position where the outputs differ; the full length when they are equal
+//                   (mean and median over prompts; greedy runs only)
+//   theoretical     n_layers * L / sum over t < L of the schedule's active layers at generation index
+//                   t, L = the method's generated tokens (summed over prompts)
 #pragma once
 
 #include "prompts.hpp"
@@ -16,10 +23,68 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace specdec::eval {
+
+// A lossy method's output on one prompt against AR's.
+struct lossy_prompt {
+  std::int64_t reference = 0;         // AR's tokens
+  std::int64_t matched = 0;           // of them, equal to the method's token at the same position
+  std::int64_t first_divergence = 0;  // first position where the outputs differ; the length when equal
+  std::int64_t generated = 0;         // the method's tokens (L)
+  std::int64_t scheduled_layers = 0;  // sum over t < L of the layers the schedule runs at index t
+  std::int64_t decode_rows = 0;       // rows the wrapper ran as decode rows, and their layers
+  std::int64_t decode_layer_rows = 0;
+};
+
+// A lossy configuration (one method; its prompts, a category or every prompt) against AR.
+struct quality {
+  std::optional<double> agreement;  // greedy runs only (sampled outputs are not comparable)
+  std::optional<double> first_divergence_mean;
+  std::optional<double> first_divergence_median;
+  std::optional<double> theoretical_speedup;  // none when nothing was generated
+  std::optional<double> layers_run;           // layers per decode row the wrapper actually ran
+};
+
+inline double median_of(std::vector<double> v) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+inline quality summarize_quality(const std::vector<lossy_prompt>& v, std::int32_t n_layers, bool greedy) {
+  quality q;
+  lossy_prompt sum;
+  std::vector<double> first;
+  for (const auto& p : v) {
+    sum.reference += p.reference;
+    sum.matched += p.matched;
+    sum.generated += p.generated;
+    sum.scheduled_layers += p.scheduled_layers;
+    sum.decode_rows += p.decode_rows;
+    sum.decode_layer_rows += p.decode_layer_rows;
+    first.push_back(static_cast<double>(p.first_divergence));
+  }
+  if (greedy && !v.empty()) {
+    if (sum.reference > 0) q.agreement = static_cast<double>(sum.matched) / static_cast<double>(sum.reference);
+    double total = 0;
+    for (const double f : first) total += f;
+    q.first_divergence_mean = total / static_cast<double>(first.size());
+    q.first_divergence_median = median_of(first);
+  }
+  if (sum.scheduled_layers > 0) {
+    q.theoretical_speedup = static_cast<double>(n_layers) * static_cast<double>(sum.generated) /
+                            static_cast<double>(sum.scheduled_layers);
+  }
+  if (sum.decode_rows > 0) {
+    q.layers_run = static_cast<double>(sum.decode_layer_rows) / static_cast<double>(sum.decode_rows);
+  }
+  return q;
+}
 
 // One method at one budget, measured on every prompt.
 struct config_result {
@@ -28,7 +93,13 @@ struct config_result {
   bool in_main = true;    // shown in the main tables (the method's default or --budget)
   bool in_sweep = false;  // one point of --sweep-budget
   std::vector<decode_stats> per_prompt;  // [n_prompts]
-  std::vector<bool> mismatch;            // [n_prompts]: greedy output differs from AR's
+  std::vector<bool> mismatch;            // [n_prompts]: greedy output differs from AR's (lossless only)
+  // Lossy methods: not checked for exactness, compared with AR instead.
+  bool lossy = false;
+  std::int32_t n_layers = 0;                 // the model's depth (theoretical speedup)
+  std::string lossy_note;                    // what it runs, e.g. the layer schedule
+  nlohmann::ordered_json lossy_settings;     // the same for JSON: keys added to the method's object
+  std::vector<lossy_prompt> quality;         // [n_prompts]
 
   [[nodiscard]] std::string label() const {
     return in_main ? method : method + "@" + std::to_string(budget);
@@ -43,17 +114,14 @@ struct batch_row {
   decode_stats stats;                  // summed over requests
   std::vector<double> per_request_tps;  // each request's own tokens / its decode seconds
   std::int64_t mismatches = 0;
+  bool lossy = false;                  // compared with AR (first batch size) instead of checked
+  std::int32_t n_layers = 0;
+  std::vector<lossy_prompt> quality;   // [n_prompts], lossy methods
 
   [[nodiscard]] double total_tps() const noexcept {
     return wall_s > 0 ? static_cast<double>(stats.n_generated) / wall_s : 0.0;
   }
-  [[nodiscard]] double median_request_tps() const {
-    if (per_request_tps.empty()) return 0.0;
-    std::vector<double> v = per_request_tps;
-    std::sort(v.begin(), v.end());
-    const std::size_t m = v.size() / 2;
-    return v.size() % 2 == 1 ? v[m] : 0.5 * (v[m - 1] + v[m]);
-  }
+  [[nodiscard]] double median_request_tps() const { return median_of(per_request_tps); }
 };
 
 struct eval_run {
@@ -77,6 +145,7 @@ struct summary {
   std::int64_t mismatches = 0;
   double speedup = 0;
   double median_speedup = 0;
+  quality lossy;  // lossy configurations only
 };
 
 inline std::vector<std::string> categories(const eval_run& r) {
@@ -92,6 +161,7 @@ inline summary summarize(const eval_run& r, const config_result& c, const std::s
   summary s;
   decode_stats ar;
   std::vector<double> ratios;
+  std::vector<lossy_prompt> quality;
   for (std::size_t i = 0; i < r.prompts.size() && i < c.per_prompt.size(); ++i) {
     if (!category.empty() && r.prompts[i].category != category) continue;
     const decode_stats& mine = c.per_prompt[i];
@@ -100,14 +170,12 @@ inline summary summarize(const eval_run& r, const config_result& c, const std::s
     ar.add(base);
     ++s.n_prompts;
     if (c.mismatch[i]) ++s.mismatches;
+    if (c.lossy && i < c.quality.size()) quality.push_back(c.quality[i]);
     if (mine.tokens_per_s() > 0 && base.tokens_per_s() > 0) ratios.push_back(mine.tokens_per_s() / base.tokens_per_s());
   }
   s.speedup = ar.tokens_per_s() > 0 ? s.total.tokens_per_s() / ar.tokens_per_s() : 0.0;
-  if (!ratios.empty()) {
-    std::sort(ratios.begin(), ratios.end());
-    const std::size_t n = ratios.size();
-    s.median_speedup = n % 2 == 1 ? ratios[n / 2] : 0.5 * (ratios[n / 2 - 1] + ratios[n / 2]);
-  }
+  if (!ratios.empty()) s.median_speedup = median_of(ratios);
+  if (c.lossy) s.lossy = summarize_quality(quality, c.n_layers, r.sampling.greedy());
   return s;
 }
 
@@ -126,6 +194,10 @@ inline std::string fmt(const char* f, double x) {
 }
 
 inline std::string percent(double x) { return fmt("%.1f%%", 100.0 * x); }
+
+// "-" for a value that was not measured (or is not meaningful in this run).
+inline std::string fmt_or_dash(const char* f, const std::optional<double>& x) { return x ? fmt(f, *x) : "-"; }
+inline std::string percent_or_dash(const std::optional<double>& x) { return x ? percent(*x) : "-"; }
 
 inline std::vector<const config_result*> shown(const eval_run& r, bool sweep) {
   std::vector<const config_result*> out;
@@ -147,7 +219,8 @@ inline std::vector<table> tables(const eval_run& r) {
     overall.rows.push_back({c->method, std::to_string(c->budget), fmt("%.1f", s.total.tokens_per_s()),
                             fmt("%.2fx", s.speedup), fmt("%.2fx", s.median_speedup), fmt("%.2f", s.total.mat()),
                             s.total.n_drafted > 0 ? percent(s.total.accept_rate()) : "-",
-                            percent(s.total.draft_share()), greedy ? std::to_string(s.mismatches) : "n/a"});
+                            percent(s.total.draft_share()),
+                            !greedy ? "n/a" : c->lossy ? "lossy" : std::to_string(s.mismatches)});
   }
   out.push_back(overall);
 
@@ -167,6 +240,27 @@ inline std::vector<table> tables(const eval_run& r) {
     by_cat.rows.push_back(row);
   }
   out.push_back(by_cat);
+
+  // Lossy methods: quality against AR, next to the speed, per category and overall.
+  for (const config_result* c : main_configs) {
+    if (!c->lossy) continue;
+    table t{c->method + " against AR (lossy; " + c->lossy_note + ")" +
+                (greedy ? ": agreement = AR's tokens matched in place, first div = first differing position "
+                          "(the length if equal)"
+                        : ": sampled, so agreement and first divergence do not apply (-)"),
+            {"category", "prompts", "tok/s", "speedup", "theoretical", "layers/tok", "agreement", "first div mean",
+             "first div median"},
+            {}};
+    for (const auto& cat : cats) {
+      const summary s = summarize(r, *c, cat);
+      t.rows.push_back({cat.empty() ? "overall" : cat, std::to_string(s.n_prompts), fmt("%.1f", s.total.tokens_per_s()),
+                        fmt("%.2fx", s.speedup), fmt_or_dash("%.2fx", s.lossy.theoretical_speedup),
+                        fmt_or_dash("%.1f", s.lossy.layers_run), percent_or_dash(s.lossy.agreement),
+                        fmt_or_dash("%.1f", s.lossy.first_divergence_mean),
+                        fmt_or_dash("%.1f", s.lossy.first_divergence_median)});
+    }
+    out.push_back(t);
+  }
 
   const auto sweep = shown(r, true);
   if (!sweep.empty()) {
@@ -257,6 +351,21 @@ inline std::string markdown_report(const eval_run& r) {
 
 // ---- JSON --------------------------------------------------------------------------------------
 
+// A measured value, or null when it was not measured or is not meaningful in this run.
+inline nlohmann::ordered_json json_or_null(const std::optional<double>& x) {
+  return x ? nlohmann::ordered_json(*x) : nlohmann::ordered_json(nullptr);
+}
+
+// The quality fields of a lossy configuration (a method, a category, a batch row).
+inline void add_quality(nlohmann::ordered_json& j, const quality& q) {
+  j["lossy"] = true;
+  j["agreement"] = json_or_null(q.agreement);
+  j["first_divergence_mean"] = json_or_null(q.first_divergence_mean);
+  j["first_divergence_median"] = json_or_null(q.first_divergence_median);
+  j["theoretical_speedup"] = json_or_null(q.theoretical_speedup);
+  j["mean_layers_run"] = json_or_null(q.layers_run);
+}
+
 inline nlohmann::ordered_json json_report(const eval_run& r) {
   using json = nlohmann::ordered_json;
   const bool greedy = r.sampling.greedy();
@@ -285,7 +394,11 @@ inline nlohmann::ordered_json json_report(const eval_run& r) {
     m["mat"] = s.total.mat();
     m["accept_rate"] = s.total.accept_rate();
     m["draft_share"] = s.total.draft_share();
-    m["mismatches"] = s.mismatches;
+    m["mismatches"] = c->lossy ? json(nullptr) : json(s.mismatches);  // a lossy method is not checked
+    if (c->lossy) {
+      add_quality(m, s.lossy);
+      for (const auto& [key, value] : c->lossy_settings.items()) m[key] = value;  // e.g. "schedule"
+    }
     m["n_generated"] = s.total.n_generated;
     m["steps"] = s.total.steps;
     m["n_drafted"] = s.total.n_drafted;
@@ -305,6 +418,7 @@ inline nlohmann::ordered_json json_report(const eval_run& r) {
                               {"median_speedup", cs.median_speedup},
                               {"accept_rate", cs.total.accept_rate()},
                               {"n_prompts", cs.n_prompts}};
+      if (c->lossy) add_quality(m["categories"][cat], cs.lossy);
     }
     j["methods"][c->method] = m;
   }
@@ -333,10 +447,18 @@ inline nlohmann::ordered_json json_report(const eval_run& r) {
     p["methods"] = json::object();
     for (const config_result* c : shown(r, false)) {
       const decode_stats& st = c->per_prompt[i];
-      p["methods"][c->method] = {{"tokens_per_s", st.tokens_per_s()},
-                                 {"mat", st.mat()},
-                                 {"n_generated", st.n_generated},
-                                 {"mismatch", static_cast<bool>(c->mismatch[i])}};
+      json pm = {{"tokens_per_s", st.tokens_per_s()},
+                 {"mat", st.mat()},
+                 {"n_generated", st.n_generated},
+                 {"mismatch", c->lossy ? json(nullptr) : json(static_cast<bool>(c->mismatch[i]))}};
+      if (c->lossy && i < c->quality.size()) {
+        const quality q = summarize_quality({c->quality[i]}, c->n_layers, greedy);
+        pm["lossy"] = true;
+        pm["agreement"] = json_or_null(q.agreement);
+        pm["first_divergence"] = greedy ? json(c->quality[i].first_divergence) : json(nullptr);
+        pm["theoretical_speedup"] = json_or_null(q.theoretical_speedup);
+      }
+      p["methods"][c->method] = pm;
     }
     j["per_prompt"].push_back(p);
   }

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # specdec-eval end to end on the default model, kept small (2 prompts, 8 new tokens): the JSON shape,
 # every method of --list-methods agreeing with AR token for token (greedy), an MT-bench-style file
-# with numeric question_ids, a budget sweep, and bad input answered with one "error:" line, exit 2.
+# with numeric question_ids, a budget sweep, the lossy skipdecode (quality fields, its theoretical
+# speedup against the schedule formula, full depth equal to AR), and bad input answered with one
+# "error:" line, exit 2.
 set -u
 bin="$1"; model="$2"; root="$3"
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
@@ -89,6 +91,49 @@ PY
 check $? "--batch JSON: every method at every size, zero mismatches"
 grep -q "^ar  *3 " "$tmp/batch.out"; check $? "--batch table on stdout: $(head -c 400 "$tmp/batch.out")"
 expect_error "batch above the backend's sequences" "exceeds the backend's 16 sequences" -m "$model" --limit 1 --batch 17
+
+# skipdecode (lossy): quality fields instead of mismatches, exit 0 although outputs differ; the
+# theoretical speedup recomputed here from docs/methods/skipdecode.md: count(t) = max - floor((max - min)
+# t / length), min from t = length on, n_layers * L / sum over t < L, summed over prompts.
+# check_skip FILE MAX MIN LENGTH [EXPECT-AGREEMENT]
+check_skip() {
+  python3 - "$@" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+mx, mn, length = (int(a) for a in sys.argv[2:5])
+ar, sd = j["methods"]["ar"], j["methods"]["skipdecode"]
+assert "lossy" not in ar and "agreement" not in ar and ar["mismatches"] == 0, ar
+assert sd["lossy"] is True and sd["mismatches"] is None, sd
+assert 0.0 <= sd["agreement"] <= 1.0, sd["agreement"]
+assert sd["schedule"]["max_layers"] == mx and sd["schedule"]["min_layers"] == mn, sd["schedule"]
+count = lambda t: mn if t >= length else max(mn, mx - (mx - mn) * t // length)
+gen = [p["methods"]["skipdecode"]["n_generated"] for p in j["per_prompt"]]
+assert len(gen) == 2 and all(g > 0 for g in gen), gen
+want = 30 * sum(gen) / sum(count(t) for g in gen for t in range(g))
+assert abs(sd["theoretical_speedup"] - want) < 1e-9, (sd["theoretical_speedup"], want)
+ar_len = [p["methods"]["ar"]["n_generated"] for p in j["per_prompt"]]
+assert 0 <= sd["first_divergence_median"] <= max(ar_len), sd
+for cat, c in sd["categories"].items():
+    assert c["lossy"] is True and 0.0 <= c["agreement"] <= 1.0 and c["theoretical_speedup"] >= 1.0, (cat, c)
+if len(sys.argv) > 5:
+    assert sd["agreement"] == float(sys.argv[5]), sd["agreement"]
+    assert sd["first_divergence_mean"] == sum(ar_len) / 2, (sd["first_divergence_mean"], ar_len)
+PY
+}
+plan="$root/data/calibration/SmolLM2-135M-Instruct.Q4_1.skip-plan"
+"$bin" -m "$model" --limit 2 --max-new-tokens 16 --methods skipdecode --skip-min-layers 20 --skip-length 8 \
+  --skip-plan "$plan" -t 2 --quiet --json "$tmp/skip.json" >"$tmp/skip.out" 2>"$tmp/skip.err"
+check $? "skipdecode run exit code: $(head -c 300 "$tmp/skip.err")"
+check_skip "$tmp/skip.json" 30 20 8; check $? "skipdecode JSON: lossy fields, theoretical speedup of the schedule"
+grep -q "^skipdecode .* lossy$" "$tmp/skip.out"; check $? "skipdecode row in the table: $(head -c 400 "$tmp/skip.out")"
+grep -q "^overall .*x .*%" "$tmp/skip.out"; check $? "lossy quality table"
+# Nothing skipped: the wrapper must decode exactly as the full model (agreement 1), next to a lossless method.
+"$bin" -m "$model" --limit 2 --max-new-tokens 16 --methods token-recycling,skipdecode --skip-min-layers 30 \
+  --skip-max-layers 30 -t 2 --quiet --json "$tmp/skipfull.json" >/dev/null 2>"$tmp/skipfull.err"
+check $? "full-depth skipdecode exit code: $(head -c 300 "$tmp/skipfull.err")"
+check_skip "$tmp/skipfull.json" 30 30 128 1.0; check $? "full-depth skipdecode equals ar (agreement 1.0)"
+expect_error "skip flag without skipdecode" "--skip-min-layers needs skipdecode in --methods" -m "$model" --limit 1 \
+  --methods lookahead --skip-min-layers 20
 
 printf '{"id": "a", "category": "x", "turns": ["hi"]}\n{"id": "b", "turns": ["unterminated"\n' >"$tmp/bad.jsonl"
 printf '{"id": "a", "category": "x", "turns": []}\n' >"$tmp/noturn.jsonl"
