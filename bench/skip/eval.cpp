@@ -6,7 +6,13 @@
 //   first diff  position of the first differing token (mean and median over prompts)
 //   ppl         perplexity of the full model's greedy continuation, teacher-forced through the
 //               skipping model (the full model's own value is the floor)
-//   tok/s       batch-1 decode speed, and at --batch-sizes with every request decoded together
+//   ref ppl     perplexity of a reference text written by people (--reference-text, default
+//               data/calibration/skip_reference.txt: in no eval set and not the calibration text),
+//               teacher-forced the same way, its first 16 tokens as the prompt
+//   tok/s       batch-1 decode speed, and at --batch-sizes with every request decoded together, next
+//               to the theoretical speedup of the schedule over those tokens
+// --samples FILE writes the first --sample-prompts prompts' outputs, full depth and every schedule,
+// side by side as Markdown.
 //   specdec-skip-eval --limit 12 -n 96 --skip-plan data/calibration/SmolLM2-135M-Instruct.Q4_1.skip-plan
 #include "common/program_support.hpp"
 #include "eval/prompts.hpp"
@@ -54,7 +60,51 @@ struct options {
   std::int32_t throughput_tokens = 64;
   std::int32_t threads = 0;
   std::string json;
+  std::string reference_text = SPECDEC_REFERENCE_TEXT;
+  std::int32_t reference_tokens = 320;
+  std::string samples;
+  std::int32_t sample_prompts = 3;
+  std::int32_t repeats = 3;
+  bool throughput_only = false;
 };
+
+// A human-written text for the reference perplexity: its first 16 tokens are the prompt, up to
+// `limit` tokens after them the target.
+struct reference_text {
+  std::vector<token_id> prompt, target;
+};
+
+reference_text load_reference(tokenizer& tok, const std::string& path, std::int32_t limit) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw error(error_category::io, "--reference-text " + path + ": cannot open");
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto ids = tok.encode(text, {.parse_special = false, .add_special = true});
+  constexpr std::size_t head = 16;
+  if (ids.size() < head + 16) {
+    throw error(error_category::invalid_argument, "--reference-text " + path + ": " + std::to_string(ids.size()) +
+                                                      " tokens; at least 32 are needed");
+  }
+  reference_text r;
+  r.prompt.assign(ids.begin(), ids.begin() + head);
+  const std::size_t n = std::min(ids.size() - head, static_cast<std::size_t>(limit));
+  r.target.assign(ids.begin() + head, ids.begin() + static_cast<std::ptrdiff_t>(head + n));
+  return r;
+}
+
+// One line of Markdown-safe text (newlines shown as a return sign, pipes escaped).
+std::string one_line(const std::string& t) {
+  std::string out;
+  for (const char c : t) {
+    if (c == '\n') {
+      out += " \u21b5 ";
+    } else if (c == '|') {
+      out += "\\|";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
 
 double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -156,6 +206,12 @@ double batch_tokens_per_s(skipper& sd, const std::vector<std::vector<token_id>>&
   return static_cast<double>(tokens) / dt;
 }
 
+std::string fmt_target(double t) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.2fx", t);
+  return b;
+}
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0.0 : (v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2);
@@ -206,21 +262,35 @@ int run(const options& o) {
     ref.push_back(std::move(d.tokens));
   }
   const double full_tps = static_cast<double>(ref_tokens) / full_s;
-  std::fprintf(stderr, "full depth: %lld tokens, %.1f tok/s, ppl %.3f\n", static_cast<long long>(ref_tokens), full_tps,
-               std::exp(full_nll / static_cast<double>(ref_tokens)));
+  const reference_text reftext = load_reference(tok, o.reference_text, o.reference_tokens);
+  const auto ref_ppl = [&](skipper& sd) {
+    return std::exp(teacher_forced_nll(sd, reftext.prompt, reftext.target) / static_cast<double>(reftext.target.size()));
+  };
+  const double full_ref_ppl = ref_ppl(full);
+  std::fprintf(stderr, "full depth: %lld tokens, %.1f tok/s, ppl %.3f, reference text ppl %.3f (%zu tokens)\n",
+               static_cast<long long>(ref_tokens), full_tps, std::exp(full_nll / static_cast<double>(ref_tokens)),
+               full_ref_ppl, reftext.target.size());
+  // Side-by-side samples: [prompt][column] text, column 0 the full model's.
+  const auto n_samples = static_cast<std::size_t>(std::min<std::int32_t>(o.sample_prompts, static_cast<std::int32_t>(prompts.size())));
+  std::vector<std::string> sample_columns = {"full depth"};
+  std::vector<std::vector<std::string>> sample_text(n_samples);
+  for (std::size_t i = 0; i < n_samples; ++i) sample_text[i].push_back(tok.decode(ref[i]));
 
   nlohmann::json report;
   report["model"] = model_path;
   report["prompts"] = prompts.size();
   report["max_new_tokens"] = o.max_new;
-  report["full"] = {{"tokens_per_s", full_tps}, {"ppl", std::exp(full_nll / static_cast<double>(ref_tokens))}};
-  std::printf("| target | schedule (max -> min over length) | order | theoretical | layers/token run | agreement | first diff mean / median | ppl (full %.3f) | tok/s (full %.1f) | speedup |\n",
-              std::exp(full_nll / static_cast<double>(ref_tokens)), full_tps);
-  std::printf("|---|---|---|---|---|---|---|---|---|---|\n");
+  report["full"] = {{"tokens_per_s", full_tps}, {"ppl", std::exp(full_nll / static_cast<double>(ref_tokens))},
+                    {"reference_ppl", full_ref_ppl}};
+  report["reference_text"] = {{"path", o.reference_text}, {"tokens", reftext.target.size()}};
+  std::printf("| target | schedule (max -> min over length) | order | theoretical | layers/token run | agreement | first diff mean / median | ppl (full %.3f) | ref ppl (full %.3f) | tok/s (full %.1f) | speedup |\n",
+              std::exp(full_nll / static_cast<double>(ref_tokens)), full_ref_ppl, full_tps);
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
   std::vector<skip::schedule_options> fitted;
   for (const double target : o.speedups) {
     skip::schedule_options so = fit(n_layers, o.warmup, o.max_new, target, o.decay);
     fitted.push_back(so);
+    if (o.throughput_only) continue;
     for (const auto& [name, order] : orders) {
       skip::schedule_options oo = so;
       oo.skip_order = order;
@@ -242,7 +312,10 @@ int run(const options& o) {
         first.push_back(static_cast<double>(f));
         total += static_cast<std::int64_t>(ref[i].size());
         nll += teacher_forced_nll(sd, prompts[i], ref[i]);
+        if (i < n_samples) sample_text[i].push_back(tok.decode(d.tokens));
       }
+      sample_columns.push_back(fmt_target(target) + " " + name);
+      const double rppl = ref_ppl(sd);
       // Per decode row, generation and teacher forcing together (both follow the schedule).
       const double layers_run = sd.counters().mean_decode_layers();
       const double ppl = std::exp(nll / static_cast<double>(total));
@@ -250,37 +323,67 @@ int run(const options& o) {
       const double mean_first = std::accumulate(first.begin(), first.end(), 0.0) / static_cast<double>(first.size());
       // Speed: generated tokens (at most the reference's count) over their decode time.
       const double speed = static_cast<double>(generated) / s;
-      std::printf("| %.2fx | %d -> %d over %d, warm-up %d | %s | %.2fx | %.1f | %.1f%% | %.1f / %.1f | %.3f | %.1f | %.2fx |\n",
+      std::printf("| %.2fx | %d -> %d over %d, warm-up %d | %s | %.2fx | %.1f | %.1f%% | %.1f / %.1f | %.3f | %.3f | %.1f | %.2fx |\n",
                   target, so.max_layers, so.min_layers, so.length, so.warmup_layers, name.c_str(), theory, layers_run,
-                  100.0 * agreement, mean_first, median(first), ppl, speed, speed / full_tps);
+                  100.0 * agreement, mean_first, median(first), ppl, rppl, speed, speed / full_tps);
       std::fflush(stdout);
       report["runs"].push_back({{"target", target}, {"order", name}, {"max_layers", so.max_layers},
                                 {"min_layers", so.min_layers}, {"length", so.length}, {"warmup_layers", so.warmup_layers},
                                 {"theoretical_speedup", theory}, {"mean_layers_run", layers_run},
                                 {"agreement", agreement}, {"first_divergence_mean", mean_first},
-                                {"first_divergence_median", median(first)}, {"ppl", ppl}, {"tokens_per_s", speed},
+                                {"first_divergence_median", median(first)}, {"ppl", ppl}, {"reference_ppl", rppl}, {"tokens_per_s", speed},
                                 {"speedup", speed / full_tps}});
     }
   }
 
-  // Throughput with batching: full depth and every fitted schedule (paper's order: the count, not the
-  // choice of layers, sets the cost).
+  if (!o.samples.empty() && !o.throughput_only) {
+    std::ofstream out(o.samples, std::ios::binary);
+    out << "Greedy outputs, full depth and each schedule (" << model_path << ", " << o.max_new
+        << " new tokens at most; a return sign marks a line break).\n";
+    for (std::size_t i = 0; i < n_samples; ++i) {
+      out << "\n**Prompt " << i + 1 << ":** " << one_line(all[i].text) << "\n\n| schedule | output |\n|---|---|\n";
+      for (std::size_t c = 0; c < sample_columns.size(); ++c) {
+        out << "| " << sample_columns[c] << " | " << one_line(sample_text[i][c]) << " |\n";
+      }
+    }
+    out.close();
+    if (!out) throw error(error_category::io, "--samples " + o.samples + ": cannot write");
+  }
+
+  // Throughput with batching: full depth and every fitted schedule, in the calibrated order when a
+  // plan is given (on a model the paper's order breaks, its hidden states leave the normal range and
+  // its speed is not that of a working schedule), the median of --repeats runs each.
+  // Theoretical speedups of the throughput schedules (the same decay over the tokens decoded there).
+  std::vector<double> throughput_theory;
+  for (auto so : fitted) {
+    so.length = o.throughput_tokens;
+    throughput_theory.push_back(skip::layer_schedule(so).theoretical_speedup(o.throughput_tokens));
+  }
   std::printf("\n| batch | full tok/s |");
-  for (const double t : o.speedups) std::printf(" %.2fx tok/s (speedup) |", t);
+  for (std::size_t i = 0; i < o.speedups.size(); ++i) {
+    std::printf(" %.2fx target: tok/s (measured / theoretical %.2fx) |", o.speedups[i], throughput_theory[i]);
+  }
   std::printf("\n|---|---|");
   for (std::size_t i = 0; i < o.speedups.size(); ++i) std::printf("---|");
   std::printf("\n");
   for (const std::int32_t b : o.batch_sizes) {
-    const double base = batch_tokens_per_s(full, prompts, b, o.throughput_tokens);
+    const auto timed = [&](skipper& sd) {
+      std::vector<double> runs;
+      for (std::int32_t k = 0; k < o.repeats; ++k) runs.push_back(batch_tokens_per_s(sd, prompts, b, o.throughput_tokens));
+      return median(runs);
+    };
+    const double base = timed(full);
     std::printf("| %d | %.1f |", b, base);
     nlohmann::json row = {{"batch", b}, {"full_tokens_per_s", base}};
     for (std::size_t i = 0; i < fitted.size(); ++i) {
       auto so = fitted[i];
       so.length = o.throughput_tokens;  // the same decay, over the tokens this measurement decodes
+      so.skip_order = orders.back().second;  // the calibrated order when there is one
       skipper sd(model, skip::layer_schedule(so));
-      const double tps = batch_tokens_per_s(sd, prompts, b, o.throughput_tokens);
-      std::printf(" %.1f (%.2fx) |", tps, tps / base);
-      row["skip"].push_back({{"target", o.speedups[i]}, {"tokens_per_s", tps}, {"speedup", tps / base}});
+      const double tps = timed(sd);
+      std::printf(" %.1f (%.2fx / %.2fx) |", tps, tps / base, throughput_theory[i]);
+      row["skip"].push_back({{"target", o.speedups[i]}, {"tokens_per_s", tps}, {"speedup", tps / base},
+                             {"theoretical_speedup", throughput_theory[i]}});
     }
     std::printf("\n");
     std::fflush(stdout);
@@ -316,6 +419,15 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(2, 1 << 16));
   app.add_option("-t,--threads", o.threads, "CPU threads (default: all cores)")->check(CLI::Range(1, 256));
   app.add_option("--json", o.json, "also write the numbers as JSON");
+  app.add_option("--reference-text", o.reference_text,
+                 "human-written text whose teacher-forced perplexity is reported (default: "
+                 "data/calibration/skip_reference.txt)");
+  app.add_option("--reference-tokens", o.reference_tokens, "tokens of the reference text scored (default 320)")
+      ->check(CLI::Range(16, 1 << 20));
+  app.add_option("--samples", o.samples, "write the first prompts' outputs side by side (Markdown) to this file");
+  app.add_option("--sample-prompts", o.sample_prompts, "prompts in --samples (default 3)")->check(CLI::Range(1, 1 << 16));
+  app.add_option("--repeats", o.repeats, "runs per throughput cell, median reported (default 3)")->check(CLI::Range(1, 1000));
+  app.add_flag("--throughput-only", o.throughput_only, "only the throughput table (no quality runs)");
   bool list_methods = false;
   if (const auto code = programs::parse_command_line(app, argc, argv, list_methods)) return *code;
   try {
