@@ -6,10 +6,12 @@
 #   scripts/bench_draft.sh [OUT_DIR] [EXTRA specdec-eval FLAGS...]
 #     OUT_DIR defaults to results/draft-pair-<date>; extra flags go to every specdec-eval call,
 #     e.g. --limit 6 --max-new-tokens 64 for a shorter run, or --sweep-budget 4,8,16.
-#   SPECDEC_DRAFT_SELF=1 instead measures self-speculation on the 1.5B (first 16, 20 and 24 of its
-#   28 layers as the draft; no 0.5B needed).
+#   SPECDEC_DRAFT_SELF=1 instead measures self-speculation on the 1.5B (its first 20 layers, and its
+#   layers without the first 4, 8 and 12 of the calibrated skip order in
+#   data/calibration/Qwen2.5-Coder-1.5B-Instruct.Q4_K_M.skip-plan; no 0.5B needed).
+#   Add --draft-vocab 32768 to the extra flags for the restricted draft head.
 # The full default run (36 prompts x 128 tokens, two temperatures, four methods plus AR) takes
-# hours on 2 cores: the 1.5B decodes at ~5 tok/s there (docs/benchmarks.md).
+# hours on 2 cores: the 1.5B decodes at 15-20 tok/s on the AVX-512 host (docs/models.md).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 out="${1:-$SPECDEC_ROOT/results/draft-pair-$(date +%Y%m%d-%H%M)}"
@@ -29,8 +31,9 @@ run() {  # name, then specdec-eval flags
 }
 for temp in 0 0.7; do
   if [ "${SPECDEC_DRAFT_SELF:-0}" = 1 ]; then
-    for layers in first:16 first:20 first:24; do
-      run "self-${layers#first:}-t$temp" --methods dyspec-level,sps,specinfer --draft-layers "$layers" --temp "$temp" "$@"
+    for spec in first20:first:20 calib-drop4:0-5,7,8,10-12,14-17,19-27 calib-drop8:0-5,7,11,14,15,17,19-27 \
+                calib-drop12:0-4,11,14,15,19-24,26,27; do
+      run "self-${spec%%:*}-t$temp" --methods dyspec-level,sps,specinfer --draft-layers "${spec#*:}" --temp "$temp" "$@"
     done
   else
     run "pair-t$temp" --methods dyspec,dyspec-level,sps,specinfer --draft-model "$draft" --temp "$temp" "$@"

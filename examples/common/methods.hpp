@@ -83,8 +83,11 @@ inline constexpr std::int32_t default_token_recycling_budget = 5;
 inline constexpr std::int32_t default_lookahead_budget = 5;
 inline constexpr std::int32_t default_token_recycling_budget_blocks = 2;
 inline constexpr std::int32_t default_lookahead_budget_blocks = 3;
-inline constexpr std::int32_t default_dyspec_budget = 8;
-inline constexpr std::int32_t default_sps_budget = 5;
+// Draft-model methods: the best equal-budget points of the 0.5B -> 1.5B sweep on the AVX-512 host
+// (docs/methods/dyspec.md, 2026-12-06): DySpec 6 nodes (1.20x greedy, 1.11x at T = 0.7; 8 nodes gave
+// 1.06x / 0.98x), the chain 4 (1.15x / 1.11x; 5 gave ~1.0x).
+inline constexpr std::int32_t default_dyspec_budget = 6;
+inline constexpr std::int32_t default_sps_budget = 4;
 inline constexpr std::int32_t default_specinfer_budget = 8;
 
 struct method {
