@@ -132,6 +132,15 @@ void describe_schedule(eval::config_result& c, const skip::layer_schedule& s, co
                                   {"skip_plan", o.plan.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(o.plan)}};
 }
 
+// The first position where two outputs differ; -1 when they are equal.
+std::int64_t first_difference(const std::vector<token_id>& a, const std::vector<token_id>& b) {
+  const std::size_t n = std::min(a.size(), b.size());
+  for (std::size_t i = 0; i < n; ++i) {
+    if (a[i] != b[i]) return static_cast<std::int64_t>(i);
+  }
+  return a.size() == b.size() ? -1 : static_cast<std::int64_t>(n);
+}
+
 // A lossy method's output against AR's on one prompt; the schedule gives the layers of its tokens.
 eval::lossy_prompt compare_lossy(const std::vector<token_id>& ar, const std::vector<token_id>& out,
                                  const skip::layer_schedule& s) {
@@ -139,15 +148,9 @@ eval::lossy_prompt compare_lossy(const std::vector<token_id>& ar, const std::vec
   q.reference = static_cast<std::int64_t>(ar.size());
   q.generated = static_cast<std::int64_t>(out.size());
   const std::size_t n = std::min(ar.size(), out.size());
-  std::size_t first = n;  // one output a prefix of the other: they part at n; equal ones count their length
-  for (std::size_t i = 0; i < n; ++i) {
-    if (ar[i] != out[i]) {
-      first = std::min(first, i);
-    } else {
-      ++q.matched;
-    }
-  }
-  q.first_divergence = static_cast<std::int64_t>(first);
+  for (std::size_t i = 0; i < n; ++i) q.matched += ar[i] == out[i] ? 1 : 0;
+  const std::int64_t first = first_difference(ar, out);  // equal outputs count their length
+  q.first_divergence = first < 0 ? static_cast<std::int64_t>(n) : first;
   for (std::int64_t t = 0; t < q.generated; ++t) q.scheduled_layers += s.n_active(t);
   return q;
 }
@@ -174,14 +177,6 @@ std::vector<eval::eval_prompt> select_prompts(std::vector<eval::eval_prompt> all
   return all;
 }
 
-// The first position where two outputs differ; -1 when they are equal.
-std::int64_t first_difference(const std::vector<token_id>& a, const std::vector<token_id>& b) {
-  const std::size_t n = std::min(a.size(), b.size());
-  for (std::size_t i = 0; i < n; ++i) {
-    if (a[i] != b[i]) return static_cast<std::int64_t>(i);
-  }
-  return a.size() == b.size() ? -1 : static_cast<std::int64_t>(n);
-}
 
 std::string quoted_piece(const tokenizer& tok, const std::vector<token_id>& t, std::int64_t i) {
   if (i >= static_cast<std::int64_t>(t.size())) return "end";
