@@ -2,6 +2,7 @@
 // descends when the draw matches a child and is exact for a single step (its draws follow the target).
 #include <specdec/verify/greedy.hpp>
 #include <specdec/verify/sampling.hpp>
+#include <specdec/core/batch.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -76,4 +77,34 @@ TEST_CASE("draft_tree validation catches broken trees", "[verify]") {
   draft_tree v = sample_tree();
   v.depth[4] = 7;
   CHECK_THROWS_WITH(v.validate(), Catch::Contains("depth"));
+}
+
+TEST_CASE("extra rows follow the nodes, chain by pending index and are checked", "[verify]") {
+  draft_tree t = sample_tree();
+  const std::int32_t n = t.size();
+  const std::vector<float> e{0.5f, -1.0f};
+  const std::int32_t a = t.add_extra(0, e);      // the root's first prompt row
+  const std::int32_t b = t.add_extra(a, e);      // its second, chained
+  const std::int32_t c = t.add_extra(n - 1, e);  // the deepest node's
+  CHECK(a == n);
+  CHECK(b == n + 1);
+  CHECK(c == n + 2);
+  CHECK(t.n_extra() == 3);
+  CHECK(t.n_rows() == n + 3);
+  CHECK(t.extra_depth == std::vector<std::int32_t>{1, 2, t.depth.back() + 1});
+  CHECK_NOTHROW(t.validate());
+
+  const auto step = specdec::sequence_step::tree(7, t, 10);
+  REQUIRE(step.size() == n + 3);
+  CHECK(step.tokens[static_cast<std::size_t>(n)] == specdec::embedding_row);
+  CHECK(step.parents[static_cast<std::size_t>(n + 1)] == a);
+  CHECK(step.positions[static_cast<std::size_t>(n + 1)] == 12);
+  CHECK(step.embeddings.size() == 6);
+
+  draft_tree bad = t;
+  bad.extra_depth[1] = 5;
+  CHECK_THROWS_WITH(bad.validate(), Catch::Contains("depth of extra row 1"));
+  bad = t;
+  bad.extra_parent[0] = n + 2;  // not an earlier row
+  CHECK_THROWS_WITH(bad.validate(), Catch::Contains("parent of extra row 0"));
 }

@@ -3,8 +3,9 @@
 // Required expressions, for D& d, request_id id, std::span<const token_id> prompt,
 // const draft_request& r, const step_outcome& o:
 //   d.begin(id, prompt)   request id starts (prompt tokens, chat template applied)
-//   d.draft(id, r)        -> draft_tree with root r.context.back() and at most r.budget nodes; a drafter
-//                            with nothing to propose returns draft_tree::root_only(root), never an error
+//   d.draft(id, r)        -> draft_tree with root r.context.back() and at most r.budget rows (nodes plus
+//                            extra rows, draft_tree.hpp); a drafter with nothing to propose returns
+//                            draft_tree::root_only(root), never an error
 //   d.observe(id, o)      the verified step of request id: tree, target logits of every node, accepted
 //                         path, new tokens
 //   d.end(id)             the request is over (its state can be dropped; learned state stays)

@@ -63,7 +63,7 @@ struct sequence_step {
   }
 
   // A draft tree as the first step since the last commit: node i is pending row i, positions
-  // n_past + depth.
+  // n_past + depth; the tree's extra rows (embedding inputs) follow the nodes.
   static sequence_step tree(seq_id seq, const draft_tree& t, std::int32_t n_past) {
     sequence_step s;
     s.seq = seq;
@@ -71,6 +71,10 @@ struct sequence_step {
     s.parents = t.parent;
     s.positions.resize(t.tokens.size());
     for (std::size_t i = 0; i < t.tokens.size(); ++i) s.positions[i] = n_past + t.depth[i];
+    s.tokens.insert(s.tokens.end(), t.extra_parent.size(), embedding_row);
+    s.parents.insert(s.parents.end(), t.extra_parent.begin(), t.extra_parent.end());
+    for (const auto d : t.extra_depth) s.positions.push_back(n_past + d);
+    s.embeddings = t.extra_embeddings;
     return s;
   }
 };

@@ -14,6 +14,7 @@ struct decode_stats {
   std::int64_t steps = 0;        // verification forwards
   std::int64_t n_drafted = 0;    // draft nodes proposed (root excluded)
   std::int64_t n_accept = 0;     // draft nodes accepted
+  std::int64_t n_extra_rows = 0; // rows verified that were not candidates (PPD's prompt tokens)
   std::vector<std::int64_t> drafted_by_depth;   // [d]: nodes proposed at depth d (index 0 unused)
   std::vector<std::int64_t> accepted_by_depth;  // [d]: steps that accepted a node at depth d
   double prefill_s = 0;
@@ -43,6 +44,7 @@ struct decode_stats {
     steps += o.steps;
     n_drafted += o.n_drafted;
     n_accept += o.n_accept;
+    n_extra_rows += o.n_extra_rows;
     auto merge = [](std::vector<std::int64_t>& a, const std::vector<std::int64_t>& b) {
       if (a.size() < b.size()) a.resize(b.size(), 0);
       for (std::size_t i = 0; i < b.size(); ++i) a[i] += b[i];

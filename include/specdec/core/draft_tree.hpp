@@ -17,6 +17,14 @@
 // and without replacement (child k from q with the tokens of children 0..k-1 removed, renormalised).
 // Such a distribution is sparse (the drafter's top tokens), one per expanded node: at vocabulary
 // 49,152 and 32 kept tokens, 256 bytes per expanded node instead of a 192 KB dense row.
+//
+// A tree may also carry *extra rows*: rows verified in the same forward that are not candidates and
+// are never accepted or committed, whose input is an embedding vector (parallel prompt decoding's
+// prompt tokens, drafters/ppd.hpp). Extra row j is pending row size() + j of the step; its parent is
+// a node (< size()) or an earlier extra row, its position n_past + extra_depth[j] with extra_depth
+// one more than its parent's depth; its n_embd input floats are extra_embeddings[j * n_embd ...].
+// The drafter reads their logits in observe (rows size() ... of the step's logits). The rules never
+// look at them, and commit drops them with the rest of the tree.
 #pragma once
 
 #include <specdec/core/sampling.hpp>
@@ -26,6 +34,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -38,6 +47,9 @@ struct draft_tree {
   std::vector<float> draft_prob;     // [n_nodes] or empty: q(token | path) when the drafter has one
   std::vector<std::int32_t> q_of;    // [n_nodes] or empty: index into q, or -1 (see above)
   std::vector<token_distribution> q; // distributions children were drawn from
+  std::vector<std::int32_t> extra_parent;  // [n_extra]: pending index of the parent (see above)
+  std::vector<std::int32_t> extra_depth;   // [n_extra]: depth (position - n_past)
+  std::vector<float> extra_embeddings;     // [n_extra, n_embd]
 
   // The node's children were drawn from a distribution (the sampling rule tries them in order).
   [[nodiscard]] const token_distribution* children_drawn_from(std::int32_t node) const noexcept {
@@ -56,6 +68,21 @@ struct draft_tree {
   }
 
   [[nodiscard]] std::int32_t size() const noexcept { return static_cast<std::int32_t>(tokens.size()); }
+  [[nodiscard]] std::int32_t n_extra() const noexcept { return static_cast<std::int32_t>(extra_parent.size()); }
+  // Rows of the forward that verifies the tree: nodes plus extra rows (what a budget counts).
+  [[nodiscard]] std::int32_t n_rows() const noexcept { return size() + n_extra(); }
+
+  // Appends an extra row, the child of pending row `parent_row` (a node or an earlier extra row),
+  // with input embedding `e`; returns its pending row index.
+  std::int32_t add_extra(std::int32_t parent_row, std::span<const float> e) {
+    SPECDEC_ASSERT(parent_row >= 0 && parent_row < n_rows());
+    const std::int32_t d = parent_row < size() ? depth[static_cast<std::size_t>(parent_row)]
+                                               : extra_depth[static_cast<std::size_t>(parent_row - size())];
+    extra_parent.push_back(parent_row);
+    extra_depth.push_back(d + 1);
+    extra_embeddings.insert(extra_embeddings.end(), e.begin(), e.end());
+    return n_rows() - 1;
+  }
   [[nodiscard]] token_id root() const noexcept { return tokens.front(); }
 
   // A tree holding only the root: "nothing to draft" (and the autoregressive baseline).
@@ -71,6 +98,7 @@ struct draft_tree {
   // gets one. The caller keeps sibling tokens distinct (find_child helps).
   std::int32_t add(std::int32_t parent_node, token_id token, float prob = std::numeric_limits<float>::quiet_NaN()) {
     SPECDEC_ASSERT(parent_node >= 0 && parent_node < size());
+    SPECDEC_ASSERT(extra_parent.empty());  // extra rows follow every node
     tokens.push_back(token);
     parent.push_back(parent_node);
     depth.push_back(depth[static_cast<std::size_t>(parent_node)] + 1);
@@ -114,6 +142,17 @@ struct draft_tree {
       if (const auto* d = children_drawn_from(p); d != nullptr && !(d->prob(tokens[i]) > 0.0f)) {
         fail("node " + std::to_string(i) + " has a token its parent's draft distribution gives no mass");
       }
+    }
+    if (extra_depth.size() != extra_parent.size()) fail("extra_parent and extra_depth differ in size");
+    if (!extra_parent.empty() && extra_embeddings.size() % extra_parent.size() != 0) {
+      fail("extra_embeddings is not a whole number of rows");
+    }
+    for (std::size_t j = 0; j < extra_parent.size(); ++j) {
+      const std::int32_t p = extra_parent[j];
+      const auto row = static_cast<std::int32_t>(tokens.size() + j);
+      if (p < 0 || p >= row) fail("parent of extra row " + std::to_string(j) + " is not an earlier row");
+      const std::int32_t pd = p < size() ? depth[static_cast<std::size_t>(p)] : extra_depth[static_cast<std::size_t>(p - size())];
+      if (extra_depth[j] != pd + 1) fail("depth of extra row " + std::to_string(j) + " is wrong");
     }
   }
 };

@@ -15,7 +15,7 @@ namespace specdec {
 using request_id = std::int64_t;
 
 // Input of drafter::draft: the whole token history (prompt + generated; its last token is the root,
-// not yet in the cache) and the largest tree the loop will verify, root included.
+// not yet in the cache) and the most rows the loop will verify: nodes (root included) plus extra rows.
 struct draft_request {
   std::span<const token_id> context;
   std::int32_t budget = 1;
@@ -32,7 +32,8 @@ struct acceptance {
 // Input of drafter::observe: the whole verified step.
 struct step_outcome {
   const draft_tree& tree;
-  logits_view logits;                        // [tree.size(), n_vocab]: row i = target logits after node i
+  logits_view logits;                        // [tree.n_rows(), n_vocab]: row i = target logits after node i,
+                                             // then the extra rows' (draft_tree.hpp)
   const acceptance& accepted;
   std::span<const token_id> new_tokens;      // emitted this step (accepted drafts + next_token)
   std::span<const token_id> context;         // the history after this step (ends with next_token)

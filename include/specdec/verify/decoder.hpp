@@ -57,7 +57,7 @@ inline const char* to_string(stop_reason r) noexcept {
 
 struct request_options {
   std::int32_t max_new_tokens = 128;
-  std::int32_t budget = 1;                // largest tree verified per step, root included
+  std::int32_t budget = 1;                // most rows verified per step: tree nodes (root included) + extra rows
   std::vector<token_id> end_tokens;       // generation stops before emitting any of these
   std::vector<std::string> stop_strings;  // needs `detokenize`; output is cut after the stop string
   std::function<std::string(token_id)> detokenize;
@@ -287,7 +287,7 @@ class decoder {
     SPECDEC_ASSERT(room >= 1);
     const std::int32_t budget = std::min(r.opt.budget, room);
     r.tree = r.drafter->draft(r.id, draft_request{r.context, budget});
-    SPECDEC_ASSERT(r.tree.size() >= 1 && r.tree.size() <= budget && r.tree.root() == r.context.back());
+    SPECDEC_ASSERT(r.tree.size() >= 1 && r.tree.n_rows() <= budget && r.tree.root() == r.context.back());
     return sequence_step::tree(r.seq, r.tree, model_.n_past(r.seq));
   }
 
@@ -295,6 +295,7 @@ class decoder {
     decode_stats& st = r.result.stats;
     ++st.steps;
     st.n_drafted += static_cast<std::int64_t>(r.tree.size() - 1);
+    st.n_extra_rows += static_cast<std::int64_t>(r.tree.n_extra());
     st.n_accept += static_cast<std::int64_t>(r.acc.path.size() - 1);
     const auto max_d = static_cast<std::size_t>(r.tree.max_depth());
     if (st.drafted_by_depth.size() <= max_d) st.drafted_by_depth.resize(max_d + 1, 0);
