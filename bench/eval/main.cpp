@@ -303,6 +303,8 @@ std::int64_t run(const options& o) {
   tokenizer tok = tokenizer_from_gguf(file);
   programs::draft_cli_options draft = o.draft;
   draft.always = end_of_generation_tokens(tok);  // a restricted draft head keeps them (--draft-vocab)
+  draft.model_path = r.model;
+  draft.model_file = &file;
   std::vector<programs::method> methods;
   std::optional<skipper> sd;
   const auto names = method_list(o.methods);

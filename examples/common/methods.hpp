@@ -7,6 +7,7 @@
 //   dyspec-level      DySpec, Algorithm 2: one batched draft forward per tree level, value threshold
 //   sps               chain speculative sampling: budget - 1 tokens drawn from the draft
 //   specinfer         a fixed k-ary tree drawn from the draft (SpecInfer-style)
+//   ppd               parallel prompt decoding (arXiv 2405.18628): trained prompt tokens (--ppd-file)
 // The last four need a draft model: --draft-model (a second GGUF with the target's vocabulary) or
 // --draft-layers (self-speculation: the target on a subset of its layers; the default when neither
 // is given is its first four fifths: on SmolLM2-135M fewer layers are accepted too rarely, see
@@ -16,6 +17,8 @@
 #include <specdec/core/layer_subset.hpp>
 #include <specdec/core/restricted_head.hpp>
 #include <specdec/drafters/model_drafter.hpp>
+#include <specdec/drafters/ppd.hpp>
+#include <specdec/drafters/ppd_file.hpp>
 #include <specdec/model/gguf/reader.hpp>
 
 #include <specdec/backends/cpu/llama_cpu.hpp>
@@ -30,6 +33,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -39,7 +45,7 @@
 namespace specdec::programs {
 
 inline std::vector<std::string> method_names() {
-  return {"ar", "token-recycling", "lookahead", "dyspec", "dyspec-level", "sps", "specinfer"};
+  return {"ar", "token-recycling", "lookahead", "dyspec", "dyspec-level", "sps", "specinfer", "ppd"};
 }
 
 inline bool is_draft_model_method(const std::string& name) {
@@ -55,6 +61,9 @@ struct draft_cli_options {
   std::int32_t top_k = 32;    // --draft-top-k: tokens kept in each draft distribution
   std::int32_t vocab = 0;     // --draft-vocab: the draft's head covers the N most frequent tokens; 0 = all
   std::vector<token_id> always;  // tokens a restricted draft head keeps whatever N (the end tokens; set by the program)
+  std::string ppd_file;       // --ppd-file: the prompt-token artifact (default: default_ppd_path)
+  std::string model_path;     // the target's file (set by the program; finds the default artifact)
+  const gguf::file* model_file = nullptr;  // the target's GGUF (set by the program; checks the artifact)
 };
 
 inline void add_draft_options(CLI::App& app, draft_cli_options& d) {
@@ -71,6 +80,32 @@ inline void add_draft_options(CLI::App& app, draft_cli_options& d) {
                  "restrict the draft's head to the N most frequent tokens (the vocabulary's first N ids, BPE merge "
                  "order) plus the end tokens; output stays exact (default 0 = the whole vocabulary)")
       ->check(CLI::Range(0, 1 << 30));
+  app.add_option("--ppd-file", d.ppd_file,
+                 "ppd: trained prompt tokens (tools/ppd/train.sh); default: data/ppd/<model file name without .gguf>.ppd");
+}
+
+// The default PPD artifact of a model file M.gguf: M.ppd in $SPECDEC_PPD_DIR, then data/ppd/ in the
+// working directory, then data/ppd/ above the executable, then next to the model.
+inline std::string default_ppd_path(const std::string& model_path) {
+  namespace fs = std::filesystem;
+  const std::string name = fs::path(model_path).stem().string() + ".ppd";
+  std::error_code ec;
+  std::vector<fs::path> tried;
+  if (const char* env = std::getenv("SPECDEC_PPD_DIR"); env != nullptr && *env != '\0') tried.push_back(fs::path(env) / name);
+  tried.push_back(fs::path("data") / "ppd" / name);
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    for (fs::path dir = exe.parent_path(); !dir.empty() && dir != dir.root_path(); dir = dir.parent_path()) {
+      tried.push_back(dir / "data" / "ppd" / name);
+    }
+  }
+  tried.push_back(fs::path(model_path).parent_path() / name);
+  for (const auto& p : tried) {
+    if (fs::is_regular_file(p, ec)) return p.string();
+  }
+  throw error(error_category::io, "no PPD artifact " + name + " for " + model_path +
+                                      " (looked in $SPECDEC_PPD_DIR, data/ppd/ and next to the model; train one with "
+                                      "tools/ppd/train.sh or pass --ppd-file FILE)");
 }
 
 // Default tree budgets (nodes per step, root included) for this CPU, from the budget sweeps in
@@ -89,6 +124,8 @@ inline constexpr std::int32_t default_lookahead_budget_blocks = 3;
 inline constexpr std::int32_t default_dyspec_budget = 6;
 inline constexpr std::int32_t default_sps_budget = 4;
 inline constexpr std::int32_t default_specinfer_budget = 8;
+// PPD: rows per step (candidates plus their prompt-token rows), from the sweep in docs/methods/ppd.md.
+inline constexpr std::int32_t default_ppd_budget = 16;
 
 struct method {
   std::string name;
@@ -209,9 +246,29 @@ inline method make_method(const std::string& name, std::int32_t n_vocab, std::in
   throw error(error_category::invalid_argument, "unknown method '" + name + "' (valid: " + valid + ")");
 }
 
+// Parallel prompt decoding with the artifact of --ppd-file (or the model's default one), checked
+// against the target's file.
+inline method make_ppd_method(const draft_cli_options& d, std::int32_t budget) {
+  const std::string path = d.ppd_file.empty() ? default_ppd_path(d.model_path) : d.ppd_file;
+  auto a = std::make_shared<const ppd_artifact>(load_ppd(path, d.model_file));
+  const std::int32_t b = budget > 0 ? budget : default_ppd_budget;
+  const std::int32_t least = a->ensemble + 1;
+  if (b < least) {
+    throw error(error_category::invalid_argument, "ppd needs a budget of at least " + std::to_string(least) +
+                                                      " rows (a root and one prompt token)");
+  }
+  char src[160];
+  std::snprintf(src, sizeof src, " (k %d, ensemble %d, %.1f KB)", a->n_prompt_tokens, a->ensemble,
+                static_cast<double>(a->bytes()) / 1024.0);
+  method m{"ppd", nullptr, any_drafter(ppd_drafter(a)), b, {}, {}};
+  m.draft_source = "prompt tokens " + path + src;
+  return m;
+}
+
 // Either kind of method by name.
 inline method make_any_method(const std::string& name, cpu::llama_cpu& target, const cpu::llama_cpu_options& target_opt,
                               std::int32_t budget, const draft_cli_options& d) {
+  if (name == "ppd") return make_ppd_method(d, budget);
   if (is_draft_model_method(name)) return make_model_method(name, target, target_opt, budget, d);
   const auto f = target.layer_format();
   return make_method(name, target.n_vocab(), budget, f != cpu::block_format::f32 && f != cpu::block_format::bf16);

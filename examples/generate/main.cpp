@@ -124,6 +124,11 @@ result run(options o) {
                 "--draft-model / --draft-layers / --draft-vocab need --method dyspec, dyspec-level, sps or specinfer");
   }
   o.draft.always = end_of_generation_tokens(tok);
+  o.draft.model_path = model_path;
+  o.draft.model_file = &file;
+  if (!o.draft.ppd_file.empty() && o.method != "ppd") {
+    throw error(error_category::invalid_argument, "--ppd-file needs --method ppd (got --method " + o.method + ")");
+  }
   programs::method m = programs::make_any_method(skipdecode ? "ar" : o.method, model, mo, o.budget, o.draft);
   if (m.budget > model.n_ctx()) {
     throw error(error_category::invalid_argument, "--budget " + std::to_string(m.budget) +

@@ -243,6 +243,66 @@ TEST_CASE("a row whose input is a token's embedding vector equals the row with t
   m.free_sequence(s);
 }
 
+TEST_CASE("a tree's extra rows (prompt-token vectors) change no node's logits and equal their path alone", "[cpu]") {
+  // PPD's verify step: every node may carry chains of embedding rows that are verified in the same
+  // forward and never committed. Nodes must keep the logits they have without them (bit for bit:
+  // greedy output must not move), and an extra row must get the logits of its own path.
+  auto& m = default_model();
+  const auto tokens = random_tokens(tree_parent.size(), 11);
+  draft_tree t;
+  t.tokens = tokens;
+  t.parent = tree_parent;
+  t.depth.assign(tokens.size(), 0);
+  for (std::size_t i = 1; i < tokens.size(); ++i) t.depth[i] = t.depth[static_cast<std::size_t>(tree_parent[i])] + 1;
+  REQUIRE_NOTHROW(t.validate());
+
+  const seq_id s = m.create_sequence();
+  (void)m.prefill(s, prompt);
+  const auto plain = rows_of(run(m, sequence_step::tree(s, t, m.n_past(s))));
+  m.truncate(s, m.n_past(s));
+
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 0.05f);
+  const auto n = static_cast<std::size_t>(m.n_embd());
+  std::vector<std::vector<float>> vectors(3, std::vector<float>(n));
+  for (auto& v : vectors) for (auto& x : v) x = normal(rng);
+  // Node 0 gets a chain of three, node 4 a chain of two, node 11 (depth 5) one.
+  std::vector<std::pair<std::int32_t, std::int32_t>> chains = {{0, 3}, {4, 2}, {11, 1}};
+  for (const auto [node, len] : chains) {
+    std::int32_t parent = node;
+    for (std::int32_t i = 0; i < len; ++i) parent = t.add_extra(parent, vectors[static_cast<std::size_t>(i)]);
+  }
+  REQUIRE_NOTHROW(t.validate());
+  const auto with_extra = rows_of(run(m, sequence_step::tree(s, t, m.n_past(s))));
+  REQUIRE(with_extra.size() == tokens.size() + 6);
+  for (std::size_t i = 0; i < tokens.size(); ++i) {
+    INFO("node " << i);
+    CHECK(bitwise_equal(with_extra[i], plain[i]));
+  }
+
+  // Each extra row against its path run alone: the node's path as tokens, then the vectors.
+  std::size_t row = tokens.size();
+  for (const auto [node, len] : chains) {
+    const auto path = path_to(tokens, tree_parent, static_cast<std::size_t>(node));
+    const seq_id a = m.create_sequence();
+    (void)m.prefill(a, prompt);
+    sequence_step st = sequence_step::chain(a, path, m.n_past(a));
+    for (std::int32_t i = 0; i < len; ++i) {
+      st.tokens.push_back(embedding_row);
+      st.positions.push_back(st.positions.back() + 1);
+      st.parents.push_back(st.size() - 2);
+      st.embeddings.insert(st.embeddings.end(), vectors[static_cast<std::size_t>(i)].begin(), vectors[static_cast<std::size_t>(i)].end());
+    }
+    const auto alone_rows = rows_of(run(m, st));
+    for (std::int32_t i = 0; i < len; ++i, ++row) {
+      INFO("extra row " << row << " (node " << node << ", prompt token " << i << ")");
+      CHECK(bitwise_equal(with_extra[row], alone_rows[path.size() + static_cast<std::size_t>(i)]));
+    }
+    m.free_sequence(a);
+  }
+  m.free_sequence(s);
+}
+
 TEST_CASE("rollback then re-decode equals never having decoded", "[cpu]") {
   const auto kv = GENERATE(cpu::kv_format::f32, cpu::kv_format::f16, cpu::kv_format::bf16);
   INFO("--kv-type " << to_string(kv));
