@@ -1,6 +1,7 @@
 // libFuzzer target for the GGUF reader: parse arbitrary bytes, then touch what a loader would
-// (metadata accessors, config, dequantization of every tensor). Only specdec::error may escape
+// (metadata accessors, config, dequantization of every tensor, the PPD artifact checks). Only specdec::error may escape
 // the parser; ASan/UBSan catch the rest. Built by scripts/fuzz.sh with clang.
+#include <specdec/drafters/ppd_file.hpp>
 #include <specdec/model/gguf/dequantize.hpp>
 #include <specdec/model/gguf/reader.hpp>
 #include <specdec/model/llama_config.hpp>
@@ -20,6 +21,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       (void)f.get_optional<std::string>(key).has_value();
     }
     (void)specdec::read_llama_config(f);
+  } catch (const specdec::error&) {
+  }
+  try {
+    std::vector<std::byte> again(size);
+    if (size > 0) std::memcpy(again.data(), data, size);
+    (void)specdec::load_ppd(gguf::file::from_bytes(std::move(again), "fuzz.ppd"));
   } catch (const specdec::error&) {
   }
   try {

@@ -56,4 +56,22 @@ def quant(w):
 write("meta_only.gguf", meta_only)
 write("tiny_llama.gguf", tiny_llama)
 write("quant.gguf", quant)
+
+
+def ppd_small():
+    """A valid PPD artifact (drafters/ppd_file.hpp), k = 2, K = 3, n_embd 8, budgets up to 6, written
+    by tools/ppd/artifact.py, so the fuzzer starts inside the loader's checks."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools" / "ppd"))
+    import artifact
+    import trees
+
+    acc = np.array([[0.4, 0.2, 0.1], [0.3, 0.15, 0.05]], dtype=np.float32)
+    a = artifact.Artifact(prompt_embd=np.random.default_rng(3).standard_normal((2, 8)).astype(np.float32),
+                          n_prompt_tokens=2, n_ensemble=1, top_k=3, model_name="seed", n_embd=8, n_vocab=16,
+                          n_layer=1, token_embd_fnv1a64=12345, accuracy=acc,
+                          trees=trees.build_all(acc, ensemble=1, max_budget=6))
+    artifact.write(str(out / "ppd_small.ppd"), a)
+
+
+ppd_small()
 print(f"wrote {out}")
