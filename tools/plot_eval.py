@@ -48,15 +48,20 @@ def plot_categories(ax, j):
 
 def plot_sweep(ax, j):
     mat_ax = ax.twinx()
-    for m, points in j["sweep"].items():
-        points = sorted(points, key=lambda p: p["budget"])
+    for m, all_points in j["sweep"].items():
+        # --sweep-budget ...,auto: the auto point sits at its mean budget, as a star.
+        points = sorted((p for p in all_points if p["budget"] != "auto"), key=lambda p: p["budget"])
         budgets = [p["budget"] for p in points]
         line, = ax.plot(budgets, [p["speedup"] for p in points], marker="o", label=f"{m} speedup")
         mat_ax.plot(budgets, [p["mat"] for p in points], marker="x", linestyle=":", color=line.get_color(),
                     label=f"{m} MAT")
+        for p in all_points:
+            if p["budget"] == "auto":
+                ax.plot([p["budget_mean"]], [p["speedup"]], marker="*", markersize=12, linestyle="none",
+                        color=line.get_color(), label=f"{m} auto (mean budget {p['budget_mean']:.1f})")
     ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
     ax.set_xscale("log", base=2)
-    all_budgets = sorted({p["budget"] for pts in j["sweep"].values() for p in pts})
+    all_budgets = sorted({p["budget"] for pts in j["sweep"].values() for p in pts if p["budget"] != "auto"})
     ax.set_xticks(all_budgets, [str(b) for b in all_budgets])
     ax.set_xlabel("tree budget (nodes per step, root included)")
     ax.set_ylabel("speedup over AR")

@@ -14,6 +14,7 @@
 #include "batch_report.hpp"
 #include "report.hpp"
 
+#include "common/auto_budget.hpp"
 #include "common/methods.hpp"
 #include "common/program_support.hpp"
 #include "common/skip_method.hpp"
@@ -61,7 +62,8 @@ struct options {
   std::int32_t budget = 0;
   std::int32_t limit = 0;
   std::vector<std::string> categories;
-  std::vector<std::int32_t> sweep_budgets;
+  std::vector<std::int32_t> sweep_budgets;  // programs::budget_auto for auto
+  programs::auto_budget_cli_options auto_budget;
   std::string json_path;
   std::string markdown_path;
   bool no_chat_template = false;
@@ -205,6 +207,7 @@ std::vector<std::vector<token_id>> run_batched(Model& model, programs::method& m
   for (std::size_t i = 0; i < prompts.size(); ++i) {
     generate_options o = base;
     o.budget = m.budget;
+    o.tree_budget_policy = m.auto_policy.get();
     o.seed = base.seed + i;
     ids.push_back(dec.add(prompts[i], m.drafter, rule, o));
   }
@@ -312,6 +315,7 @@ std::int64_t run(const options& o) {
     methods.push_back(programs::make_any_method(is_lossy(name) ? "ar" : name, model, mo, o.budget, draft));
     methods.back().name = name;
     r.configs.push_back(make_config(name, methods.back().budget, true, false));
+    r.configs.back().auto_budget = methods.back().budget_is_auto;
     if (name == programs::skipdecode_name) {
       // per_set: in --batch every request follows its own schedule; one request at a time is unaffected.
       sd.emplace(model, programs::make_skip_schedule(o.skip, model.n_layers()),
@@ -328,13 +332,21 @@ std::int64_t run(const options& o) {
   for (std::size_t k = 1; k < names.size(); ++k) {
     if (is_lossy(names[k])) continue;
     for (const std::int32_t b : o.sweep_budgets) {
-      if (b == r.configs[k].budget) {
+      const bool same = b == programs::budget_auto ? r.configs[k].auto_budget
+                                                   : !r.configs[k].auto_budget && b == r.configs[k].budget;
+      if (same) {
         r.configs[k].in_sweep = true;
         continue;
       }
       methods.push_back(programs::make_any_method(names[k], model, mo, b, draft));
       r.configs.push_back(make_config(names[k], methods.back().budget, false, true));
+      r.configs.back().auto_budget = methods.back().budget_is_auto;
     }
+  }
+  // --budget auto: the cost curve once (measured or cached), one policy per auto configuration.
+  if (std::any_of(methods.begin(), methods.end(), [](const programs::method& m) { return m.budget_is_auto; })) {
+    const cost_curve curve = programs::startup_cost_curve(model, r.model, mo, o.auto_budget, o.quiet);
+    for (auto& m : methods) programs::enable_auto_budget(m, curve);
   }
 
   const auto tmpl = chat_template::detect(file.get_or<std::string>("tokenizer.chat_template", ""));
@@ -451,17 +463,21 @@ int main(int argc, char** argv) {
   specdec::programs::add_weights_option(app, o.weights, o.activations, o.kv_type);
   app.add_option("-c,--ctx-size", o.ctx_size, "KV cache size in tokens; 0 = the model's context")
       ->check(CLI::Range(0, 1 << 24));
-  app.add_option("--budget", o.budget, "tree budget (nodes per step, root included) for every drafter; 0 = defaults")
-      ->check(CLI::Range(0, 1 << 16));
+  app.add_option("--budget", o.budget,
+                 "tree budget (rows per step: nodes, root included, plus PPD's prompt rows) for every drafter; "
+                 "0 = defaults; auto = chosen per step from the measured cost curve and the drafter's acceptance")
+      ->transform(programs::budget_validator(0));
+  programs::add_auto_budget_options(app, o.auto_budget);
   app.add_option("--limit", o.limit, "use only the first N prompts (after --categories); 0 = all")
       ->check(CLI::Range(0, 1 << 30));
   app.add_option("--categories", o.categories, "comma-separated categories to keep")->delimiter(',');
   specdec::programs::add_draft_options(app, o.draft);
   specdec::programs::add_skip_options(app, o.skip);
   for (CLI::Option* f : o.skip.flags) f->group("SkipDecode (skipdecode in --methods, lossy)");
-  app.add_option("--sweep-budget", o.sweep_budgets, "comma-separated budgets to sweep for each non-AR method")
+  app.add_option("--sweep-budget", o.sweep_budgets,
+                 "comma-separated budgets to sweep for each non-AR method; auto may be one of them (2,3,4,auto)")
       ->delimiter(',')
-      ->check(CLI::Range(1, 1 << 16));
+      ->transform(programs::budget_validator(1));
   app.add_option("--json", o.json_path, "write the results as JSON to this file");
   app.add_option("--markdown", o.markdown_path, "write the tables as Markdown to this file");
   app.add_flag("--no-chat-template", o.no_chat_template, "feed the prompts as plain text");

@@ -4,6 +4,7 @@
 //   tokens/s        generated tokens / decode seconds, summed over prompts (prefill excluded)
 //   speedup         a configuration's tokens/s / AR's tokens/s over the same prompts
 //   median speedup  median over prompts of the per-prompt speedup (robust to a noisy machine)
+//   budget          the fixed tree budget, or "auto (mean M, mode B)": --budget auto's per-step choices
 // Lossy methods (SkipDecode) are not checked for exactness; they report quality against AR instead:
 //   agreement       share of AR's tokens that the method's output matches at the same position,
 //                   over all of AR's tokens (greedy runs only)
@@ -25,6 +26,7 @@
 #include <cstdio>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace specdec::eval {
@@ -89,7 +91,8 @@ inline quality summarize_quality(const std::vector<lossy_prompt>& v, std::int32_
 // One method at one budget, measured on every prompt.
 struct config_result {
   std::string method;
-  std::int32_t budget = 1;
+  std::int32_t budget = 1;  // the fixed budget, or the cap of an auto one
+  bool auto_budget = false;  // --budget auto: chosen per step (steps_by_budget in the stats)
   bool in_main = true;    // shown in the main tables (the method's default or --budget)
   bool in_sweep = false;  // one point of --sweep-budget
   std::vector<decode_stats> per_prompt;  // [n_prompts]
@@ -102,7 +105,14 @@ struct config_result {
   std::vector<lossy_prompt> quality;         // [n_prompts]
 
   [[nodiscard]] std::string label() const {
-    return in_main ? method : method + "@" + std::to_string(budget);
+    return in_main ? method : method + "@" + (auto_budget ? std::string("auto") : std::to_string(budget));
+  }
+  // "3", or "auto (mean 2.4, mode 2)" with the budgets the steps used.
+  [[nodiscard]] std::string budget_text(const decode_stats& total) const {
+    if (!auto_budget) return std::to_string(budget);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "auto (mean %.1f, mode %d)", total.mean_budget(), total.mode_budget());
+    return buf;
   }
 };
 
@@ -216,7 +226,7 @@ inline std::vector<table> tables(const eval_run& r) {
                 {}};
   for (const config_result* c : shown(r, false)) {
     const summary s = summarize(r, *c);
-    overall.rows.push_back({c->method, std::to_string(c->budget), fmt("%.1f", s.total.tokens_per_s()),
+    overall.rows.push_back({c->method, c->budget_text(s.total), fmt("%.1f", s.total.tokens_per_s()),
                             fmt("%.2fx", s.speedup), fmt("%.2fx", s.median_speedup), fmt("%.2f", s.total.mat()),
                             s.total.n_drafted > 0 ? percent(s.total.accept_rate()) : "-",
                             percent(s.total.draft_share()),
@@ -266,24 +276,29 @@ inline std::vector<table> tables(const eval_run& r) {
   if (!sweep.empty()) {
     std::vector<std::string> methods;
     std::vector<std::int32_t> budgets;
+    bool any_auto = false;
     for (const config_result* c : sweep) {
       if (std::find(methods.begin(), methods.end(), c->method) == methods.end()) methods.push_back(c->method);
-      if (std::find(budgets.begin(), budgets.end(), c->budget) == budgets.end()) budgets.push_back(c->budget);
+      any_auto = any_auto || c->auto_budget;
+      if (!c->auto_budget && std::find(budgets.begin(), budgets.end(), c->budget) == budgets.end()) budgets.push_back(c->budget);
     }
     std::sort(budgets.begin(), budgets.end());
+    if (any_auto) budgets.push_back(-1);  // the auto row, last: its cells add the mean budget
     table t{"budget sweep: speedup over AR (MAT)", {"budget"}, {}};
     t.header.insert(t.header.end(), methods.begin(), methods.end());
     for (const std::int32_t b : budgets) {
-      std::vector<std::string> row{std::to_string(b)};
+      std::vector<std::string> row{b < 0 ? "auto" : std::to_string(b)};
       for (const auto& m : methods) {
-        const auto it = std::find_if(sweep.begin(), sweep.end(),
-                                     [&](const config_result* c) { return c->method == m && c->budget == b; });
+        const auto it = std::find_if(sweep.begin(), sweep.end(), [&](const config_result* c) {
+          return c->method == m && (b < 0 ? c->auto_budget : !c->auto_budget && c->budget == b);
+        });
         if (it == sweep.end()) {
           row.push_back("-");
           continue;
         }
         const summary s = summarize(r, **it);
-        row.push_back(fmt("%.2fx", s.speedup) + fmt(" (%.2f)", s.total.mat()));
+        row.push_back(fmt("%.2fx", s.speedup) + fmt(" (%.2f)", s.total.mat()) +
+                      (b < 0 ? fmt(" mean %.1f", s.total.mean_budget()) : std::string()));
       }
       t.rows.push_back(row);
     }
@@ -387,7 +402,10 @@ inline nlohmann::ordered_json json_report(const eval_run& r) {
   for (const config_result* c : shown(r, false)) {
     const summary s = summarize(r, *c);
     json m;
-    m["budget"] = c->budget;
+    m["budget"] = c->auto_budget ? json("auto") : json(c->budget);
+    m["budget_mean"] = s.total.mean_budget();
+    m["budget_mode"] = s.total.mode_budget();
+    m["steps_by_budget"] = s.total.steps_by_budget;
     m["tokens_per_s"] = s.total.tokens_per_s();
     m["speedup"] = s.speedup;
     m["median_speedup"] = s.median_speedup;
@@ -425,13 +443,15 @@ inline nlohmann::ordered_json json_report(const eval_run& r) {
 
   if (!shown(r, true).empty()) {
     auto sweep = shown(r, true);
-    std::stable_sort(sweep.begin(), sweep.end(),
-                     [](const config_result* a, const config_result* b) { return a->budget < b->budget; });
+    std::stable_sort(sweep.begin(), sweep.end(), [](const config_result* a, const config_result* b) {
+      return std::pair(a->auto_budget, a->budget) < std::pair(b->auto_budget, b->budget);  // auto last
+    });
     j["sweep"] = json::object();
     for (const config_result* c : sweep) {
       const summary s = summarize(r, *c);
       if (!j["sweep"].contains(c->method)) j["sweep"][c->method] = json::array();
-      j["sweep"][c->method].push_back({{"budget", c->budget},
+      j["sweep"][c->method].push_back({{"budget", c->auto_budget ? json("auto") : json(c->budget)},
+                                       {"budget_mean", s.total.mean_budget()},
                                        {"speedup", s.speedup},
                                        {"mat", s.total.mat()},
                                        {"tokens_per_s", s.total.tokens_per_s()},

@@ -2,6 +2,7 @@
 // plain autoregressive decoding or a speculative method (same output, fewer forward steps).
 //   specdec-generate -p "What is the capital of France?" -n 32 --temp 0 --method token-recycling
 // Bad input prints one line "error: ..." on stderr and exits with code 2.
+#include "common/auto_budget.hpp"
 #include "common/methods.hpp"
 #include "common/program_support.hpp"
 #include "common/skip_method.hpp"
@@ -49,7 +50,8 @@ struct options {
   std::int32_t ctx_size = 0;
   bool json = false;
   std::string method = "ar";
-  std::int32_t budget = 0;
+  std::int32_t budget = 0;  // programs::budget_auto for --budget auto
+  specdec::programs::auto_budget_cli_options auto_budget;
   specdec::programs::skip_cli_options skip;
   specdec::programs::draft_cli_options draft;
 };
@@ -63,6 +65,8 @@ struct result {
   std::uint64_t seed = 0;
   std::string draft_source;                       // draft-model methods
   std::optional<specdec::model_drafter_counters> draft;
+  bool budget_is_auto = false;
+  std::int32_t budget = 1;  // fixed budget, or the cap of --budget auto
 };
 
 std::string read_prompt_file(const std::string& path) {
@@ -134,6 +138,9 @@ result run(options o) {
     throw error(error_category::invalid_argument, "--budget " + std::to_string(m.budget) +
                                                       " exceeds the context size " + std::to_string(model.n_ctx()));
   }
+  if (m.budget_is_auto) programs::enable_auto_budget(m, programs::startup_cost_curve(model, model_path, mo, o.auto_budget, o.json));
+  r.budget_is_auto = m.budget_is_auto;
+  r.budget = m.budget;
   programs::utf8_printer printer(stdout);
   generate_options go;
   go.max_new_tokens = o.n_predict;
@@ -193,8 +200,11 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 1 << 24));
   app.add_option("--method", o.method, "ar (default), a speculative method (see --list-methods), or skipdecode (lossy)");
   specdec::programs::add_skip_options(app, o.skip);
-  app.add_option("--budget", o.budget, "draft tree size in nodes, root included; 0 = the method's default")
-      ->check(CLI::Range(0, 1 << 16));
+  app.add_option("--budget", o.budget,
+                 "draft tree size in rows (nodes, root included, plus PPD's prompt rows); 0 = the method's default; "
+                 "auto = chosen per step from the measured cost curve and the drafter's acceptance")
+      ->transform(specdec::programs::budget_validator(0));
+  specdec::programs::add_auto_budget_options(app, o.auto_budget);
   specdec::programs::add_draft_options(app, o.draft);
   bool list_methods = false;
   app.add_flag("--list-methods", list_methods, "print the method names and exit");
@@ -233,6 +243,10 @@ int main(int argc, char** argv) {
       j["accept_rate"] = st.accept_rate();
       j["mat"] = st.mat();
       j["accepted_by_depth"] = st.accepted_by_depth;
+      j["budget"] = r.budget_is_auto ? nlohmann::json("auto") : nlohmann::json(r.budget);
+      j["budget_mean"] = st.mean_budget();
+      j["budget_mode"] = st.mode_budget();
+      j["steps_by_budget"] = st.steps_by_budget;
       j["draft_s"] = st.draft_s + st.observe_s;
       if (r.draft) {
         j["draft"] = {{"source", r.draft_source},     {"forwards", r.draft->forwards},
@@ -243,9 +257,10 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr, "[specdec] prompt %zu tokens | prefill %.1f tok/s | decode %.1f tok/s (%zu tokens) | stop: %s\n",
                    r.prompt_tokens.size(), prefill_tps, st.tokens_per_s(), r.tokens.size(), r.stop_reason.c_str());
-      std::fprintf(stderr, "[specdec] method %s | n_drafted %lld | n_accept %lld | accept %.1f%% | MAT %.2f | steps %lld\n",
+      std::fprintf(stderr, "[specdec] method %s | n_drafted %lld | n_accept %lld | accept %.1f%% | MAT %.2f | steps %lld | budget %s\n",
                    o.method.c_str(), static_cast<long long>(st.n_drafted), static_cast<long long>(st.n_accept),
-                   100.0 * st.accept_rate(), st.mat(), static_cast<long long>(st.steps));
+                   100.0 * st.accept_rate(), st.mat(), static_cast<long long>(st.steps),
+                   specdec::programs::budget_text(r.budget_is_auto, r.budget, st).c_str());
       if (r.draft) {
         const double share = st.total_s > 0 ? r.draft->forward_s / st.total_s : 0.0;
         std::fprintf(stderr, "[specdec] draft %s | %lld forwards (%lld rows) | %.0f%% of decode time in draft forwards, %.0f%% growing trees\n",

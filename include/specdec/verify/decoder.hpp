@@ -12,6 +12,10 @@
 //                               emit tokens[path[1..]] + next_token, check stop conditions;
 //                               a finished request frees its sequence (requests leave between steps)
 //
+// The budget is request_options::budget, or what its tree_budget_policy chooses per step (at most
+// that; --budget auto: core/auto_budget.hpp), told after each commit what the step drafted, accepted
+// and cost. decode_stats::steps_by_budget records the budgets used.
+//
 // The last prompt token is the first root (not prefilled), so a step's tree always starts at the
 // newest token. The autoregressive baseline is this loop with null_drafter (root-only trees), so
 // speedups compare like with like. Drafters see every request's outcome; sharing learned state
@@ -23,6 +27,7 @@
 #include <specdec/concepts/drafter.hpp>
 #include <specdec/concepts/sequence_model.hpp>
 #include <specdec/core/batch.hpp>
+#include <specdec/core/budget_policy.hpp>
 #include <specdec/core/decode_stats.hpp>
 #include <specdec/core/verify_types.hpp>
 #include <specdec/error.hpp>
@@ -58,6 +63,9 @@ inline const char* to_string(stop_reason r) noexcept {
 struct request_options {
   std::int32_t max_new_tokens = 128;
   std::int32_t budget = 1;                // most rows verified per step: tree nodes (root included) + extra rows
+  // Chooses each step's budget, at most `budget` (core/budget_policy.hpp, core/auto_budget.hpp);
+  // nullptr = every step uses `budget`. Not owned; it must outlive the request. Any budget is lossless.
+  budget_policy* tree_budget_policy = nullptr;
   std::vector<token_id> end_tokens;       // generation stops before emitting any of these
   std::vector<std::string> stop_strings;  // needs `detokenize`; output is cut after the stop string
   std::function<std::string(token_id)> detokenize;
@@ -177,12 +185,16 @@ class decoder {
       const auto t = detail::seconds_clock::now();
       r->step_index = static_cast<std::int32_t>(batch.steps.size());
       batch.steps.push_back(plan(*r));
-      if (!r->prefilling) r->result.stats.draft_s += detail::since(t);
+      if (!r->prefilling) {
+        r->overhead_s = detail::since(t);
+        r->result.stats.draft_s += r->overhead_s;
+      }
     }
 
     const auto t_forward = detail::seconds_clock::now();
     const batch_logits logits = model_.forward(batch);
     const double forward_s = detail::since(t_forward);
+    const std::int32_t forward_rows = batch.n_rows();
 
     // Accept and observe every request before any commit: the logits stay valid until then.
     for (auto& r : active_) {
@@ -195,7 +207,9 @@ class decoder {
       const logits_view rows = logits.step(static_cast<std::size_t>(r->step_index));
       auto t = detail::seconds_clock::now();
       r->acc = r->rule.accept(r->tree, rows, r->rng);
-      st.accept_s += detail::since(t);
+      double dt = detail::since(t);
+      st.accept_s += dt;
+      r->overhead_s += dt;
       r->fresh.clear();
       for (std::size_t i = 1; i < r->acc.path.size(); ++i) {
         r->fresh.push_back(r->tree.tokens[static_cast<std::size_t>(r->acc.path[i])]);
@@ -204,7 +218,9 @@ class decoder {
       r->context.insert(r->context.end(), r->fresh.begin(), r->fresh.end());
       t = detail::seconds_clock::now();
       r->drafter->observe(r->id, step_outcome{r->tree, rows, r->acc, r->fresh, r->context});
-      st.observe_s += detail::since(t);
+      dt = detail::since(t);
+      st.observe_s += dt;
+      r->overhead_s += dt;
     }
 
     for (auto& r : active_) {
@@ -218,7 +234,12 @@ class decoder {
       }
       auto t = detail::seconds_clock::now();
       model_.commit(r->seq, r->acc.path);
-      r->result.stats.accept_s += detail::since(t);
+      const double commit_s = detail::since(t);
+      r->result.stats.accept_s += commit_s;
+      if (r->opt.tree_budget_policy != nullptr) {
+        r->opt.tree_budget_policy->observe(
+            budget_step{r->id, r->budget, r->tree, r->acc, forward_s, forward_rows, r->overhead_s + commit_s});
+      }
       count(*r);
       emit(*r);
     }
@@ -246,6 +267,8 @@ class decoder {
     std::int32_t prefilled = 0;  // prompt tokens committed
     std::int32_t chunk = 0;      // prompt tokens in this step's prefill chunk
     std::int32_t step_index = 0;
+    std::int32_t budget = 1;     // rows this step's drafter was allowed
+    double overhead_s = 0;       // this step's draft + accept + observe seconds
     bool done = false;
     std::vector<token_id> context;  // prompt + generated (decoding only)
     draft_tree tree;
@@ -285,7 +308,10 @@ class decoder {
     }
     const std::int32_t room = model_.n_ctx() - model_.n_past(r.seq);
     SPECDEC_ASSERT(room >= 1);
-    const std::int32_t budget = std::min(r.opt.budget, room);
+    const std::int32_t cap = std::min(r.opt.budget, room);
+    const std::int32_t budget =
+        r.opt.tree_budget_policy != nullptr ? std::clamp(r.opt.tree_budget_policy->budget(r.id, cap), 1, cap) : cap;
+    r.budget = budget;
     r.tree = r.drafter->draft(r.id, draft_request{r.context, budget});
     SPECDEC_ASSERT(r.tree.size() >= 1 && r.tree.n_rows() <= budget && r.tree.root() == r.context.back());
     return sequence_step::tree(r.seq, r.tree, model_.n_past(r.seq));
@@ -294,6 +320,8 @@ class decoder {
   static void count(request& r) {
     decode_stats& st = r.result.stats;
     ++st.steps;
+    if (st.steps_by_budget.size() <= static_cast<std::size_t>(r.budget)) st.steps_by_budget.resize(static_cast<std::size_t>(r.budget) + 1, 0);
+    ++st.steps_by_budget[static_cast<std::size_t>(r.budget)];
     st.n_drafted += static_cast<std::int64_t>(r.tree.size() - 1);
     st.n_extra_rows += static_cast<std::int64_t>(r.tree.n_extra());
     st.n_accept += static_cast<std::int64_t>(r.acc.path.size() - 1);
