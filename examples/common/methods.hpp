@@ -14,6 +14,7 @@
 // docs/methods/dyspec.md).
 #pragma once
 
+#include <specdec/core/auto_budget.hpp>
 #include <specdec/core/layer_subset.hpp>
 #include <specdec/core/restricted_head.hpp>
 #include <specdec/drafters/model_drafter.hpp>
@@ -124,8 +125,21 @@ inline constexpr std::int32_t default_lookahead_budget_blocks = 3;
 inline constexpr std::int32_t default_dyspec_budget = 6;
 inline constexpr std::int32_t default_sps_budget = 4;
 inline constexpr std::int32_t default_specinfer_budget = 8;
-// PPD: rows per step (candidates plus their prompt-token rows), from the sweep in docs/methods/ppd.md.
-inline constexpr std::int32_t default_ppd_budget = 16;
+// PPD: rows per step (candidates plus their prompt-token rows), the best of the sweeps in
+// docs/methods/ppd.md: 6 with fp32 / bf16 layer matrices (1.18x over AR), 4 with block formats
+// (0.80x median: PPD does not pay with the default weights on this CPU).
+inline constexpr std::int32_t default_ppd_budget = 6;
+inline constexpr std::int32_t default_ppd_budget_blocks = 4;
+// --budget auto (core/auto_budget.hpp, examples/common/auto_budget.hpp): each step's budget is the
+// one with the most expected accepted tokens per second under the measured cost curve and the
+// drafter's tracked acceptance, at most auto_budget_max rows (PPD: its largest tree, up to 64).
+inline constexpr std::int32_t budget_auto = -1;  // what --budget auto parses to
+inline constexpr std::int32_t auto_budget_max = 16;
+// Whether a method's default budget (--budget 0 or absent) is auto: the one-line switch.
+inline constexpr bool auto_budget_default = false;
+inline std::int32_t resolve_budget(std::int32_t budget) {
+  return budget == 0 && auto_budget_default ? budget_auto : budget;
+}
 
 struct method {
   std::string name;
@@ -135,6 +149,11 @@ struct method {
   // Draft-model methods: the drafter's counters (forwards, time), and what drafts.
   std::function<model_drafter_counters()> draft_counters;
   std::string draft_source;
+  // --budget auto: `budget` is the cap and auto_policy (given by enable_auto_budget once the cost
+  // curve is known) chooses each step's budget; tune_auto_budget is the drafter's customisation.
+  bool budget_is_auto = false;
+  std::shared_ptr<specdec::auto_budget> auto_policy;
+  std::function<void(specdec::auto_budget&)> tune_auto_budget;
 };
 
 namespace detail {
@@ -150,12 +169,15 @@ method model_method(const std::string& name, std::shared_ptr<void> keep, Draft& 
   o.temperature = d.temperature;
   o.threshold = d.threshold;
   o.top_k = d.top_k;
-  const std::int32_t b = budget > 0 ? budget
+  budget = resolve_budget(budget);
+  const std::int32_t b = budget == budget_auto ? auto_budget_max
+                       : budget > 0 ? budget
                        : o.shape == draft_shape::chain ? default_sps_budget
                        : o.shape == draft_shape::kary ? default_specinfer_budget
                                                       : default_dyspec_budget;
   if (b < 2) throw error(error_category::invalid_argument, name + " needs a budget of at least 2 nodes");
-  method m{name, std::move(keep), any_drafter(model_drafter<Draft>(draft, o)), b, {}, {}};
+  method m{name, std::move(keep), any_drafter(model_drafter<Draft>(draft, o)), b, {}, {}, false, {}, {}};
+  m.budget_is_auto = budget == budget_auto;
   auto* md = m.drafter.target<model_drafter<Draft>>();
   m.draft_counters = [md] { return md->counters(); };
   m.draft_source = std::move(source);
@@ -222,16 +244,44 @@ inline method make_method(const std::string& name, std::int32_t n_vocab, std::in
   if (is_draft_model_method(name)) {
     throw error(error_category::invalid_argument, "method '" + name + "' needs a draft model (make_model_method)");
   }
-  if (name == "ar") return method{name, nullptr, any_drafter(null_drafter{}), 1, {}, {}};
+  if (name == "ar") return method{name, nullptr, any_drafter(null_drafter{}), 1, {}, {}, false, {}, {}};
+  budget = resolve_budget(budget);
+  const bool automatic = budget == budget_auto;
+  if (automatic) budget = auto_budget_max;  // the drafter can fill the cap; the policy picks below it
   if (name == "token-recycling") {
-    // The greedy static tree of exactly budget - 1 drafted nodes (tree_template.hpp).
+    // The greedy static tree of exactly budget - 1 drafted nodes (tree_template.hpp); a smaller
+    // budget keeps its first nodes in greedy order, the greedy tree of that size.
     const std::int32_t b = budget > 0      ? budget
                            : block_weights ? default_token_recycling_budget_blocks
                                            : default_token_recycling_budget;
     if (b < 2) throw error(error_category::invalid_argument, "token-recycling needs a budget of at least 2 nodes");
     token_recycling_options o;
     o.tree = "tr-" + std::to_string(b - 1);
-    return method{name, nullptr, any_drafter(token_recycling_drafter(n_vocab, o)), b, {}, {}};
+    method m{name, nullptr, any_drafter(token_recycling_drafter(n_vocab, o)), b, {}, {}, false, {}, {}};
+    m.budget_is_auto = automatic;
+    // --budget auto: a budget of k nodes keeps the template's k first nodes by priority, so the
+    // expected accepted tokens are that shape's path products of the tracked (depth, rank)
+    // acceptance (not the best tree's, which the template may not be: its order comes from a prior).
+    // The shape is exact, so the model is used alone: measuring each budget's own steps would
+    // rest on the few exploration steps of the budgets not in use.
+    m.tune_auto_budget = [t = m.drafter.target<token_recycling_drafter>()->tree()](specdec::auto_budget& p) {
+      p.set_measured_strength(0);
+      p.set_accepted_model([t](std::int32_t rows, const acceptance_tracker& tr) {
+        std::vector<double> value(static_cast<std::size_t>(t.size()), 0.0);
+        std::vector<std::int32_t> kept_children(value.size(), 0);
+        value[0] = 1.0;
+        double sum = 0;
+        for (std::int32_t i = 1; i < t.size(); ++i) {  // breadth-first: parents first, siblings by rank
+          const auto u = static_cast<std::size_t>(i);
+          const auto par = static_cast<std::size_t>(t.parent[u]);
+          if (t.priority[u] >= rows || value[par] == 0.0) continue;
+          value[u] = value[par] * tr.estimate(t.depth[u], kept_children[par]++);
+          sum += value[u];
+        }
+        return sum;
+      });
+    };
+    return m;
   }
   if (name == "lookahead") {
     lookahead_options o;
@@ -239,7 +289,9 @@ inline method make_method(const std::string& name, std::int32_t n_vocab, std::in
                         : block_weights ? default_lookahead_budget_blocks
                                         : default_lookahead_budget;
     o.validate();
-    return method{name, nullptr, any_drafter(lookahead_trie_drafter(o)), o.decoding_length, {}, {}};
+    method m{name, nullptr, any_drafter(lookahead_trie_drafter(o)), o.decoding_length, {}, {}, false, {}, {}};
+    m.budget_is_auto = automatic;
+    return m;
   }
   std::string valid;
   for (const auto& n : method_names()) valid += (valid.empty() ? "" : ", ") + n;
@@ -248,10 +300,12 @@ inline method make_method(const std::string& name, std::int32_t n_vocab, std::in
 
 // Parallel prompt decoding with the artifact of --ppd-file (or the model's default one), checked
 // against the target's file.
-inline method make_ppd_method(const draft_cli_options& d, std::int32_t budget) {
+inline method make_ppd_method(const draft_cli_options& d, std::int32_t budget, bool block_weights = false) {
   const std::string path = d.ppd_file.empty() ? default_ppd_path(d.model_path) : d.ppd_file;
   auto a = std::make_shared<const ppd_artifact>(load_ppd(path, d.model_file));
-  const std::int32_t b = budget > 0 ? budget : default_ppd_budget;
+  budget = resolve_budget(budget);
+  const bool automatic = budget == budget_auto;
+  const std::int32_t b = automatic ? std::clamp(a->max_budget(), a->ensemble + 1, 64) : budget > 0 ? budget : block_weights ? default_ppd_budget_blocks : default_ppd_budget;
   const std::int32_t least = a->ensemble + 1;
   if (b < least) {
     throw error(error_category::invalid_argument, "ppd needs a budget of at least " + std::to_string(least) +
@@ -260,15 +314,44 @@ inline method make_ppd_method(const draft_cli_options& d, std::int32_t budget) {
   char src[160];
   std::snprintf(src, sizeof src, " (k %d, ensemble %d, %.1f KB)", a->n_prompt_tokens, a->ensemble,
                 static_cast<double>(a->bytes()) / 1024.0);
-  method m{"ppd", nullptr, any_drafter(ppd_drafter(a)), b, {}, {}};
+  method m{"ppd", nullptr, any_drafter(ppd_drafter(a)), b, {}, {}, false, {}, {}};
   m.draft_source = "prompt tokens " + path + src;
+  m.budget_is_auto = automatic;
+  // --budget auto: the artifact's tree budgets are the candidates; a budget runs the rows of its
+  // tree for the full state (every offset guessed), and that tree's shape, valued with the tracked
+  // per-(depth, rank) acceptance, is the expected accepted count.
+  m.tune_auto_budget = [a](specdec::auto_budget& p) {
+    const std::int32_t full = a->n_prompt_tokens;
+    p.set_rows_for_budget([a, full](std::int32_t s) {
+      const ppd_tree* t = a->tree_for(full, s);
+      return t == nullptr ? std::min(s, 1 + std::min(a->n_prompt_tokens, (s - 1) / a->ensemble) * a->ensemble)
+                          : t->rows(a->ensemble);
+    });
+    p.set_accepted_model([a, full](std::int32_t rows, const acceptance_tracker& tr) {
+      const ppd_tree* t = a->tree_for(full, rows);
+      if (t == nullptr) return 0.0;
+      std::vector<double> value(static_cast<std::size_t>(t->size()), 1.0);
+      std::vector<std::int32_t> children(value.size(), 0);
+      double sum = 0;
+      for (std::int32_t i = 1; i < t->size(); ++i) {
+        const auto u = static_cast<std::size_t>(i);
+        const auto par = static_cast<std::size_t>(t->parent[u]);
+        value[u] = value[par] * tr.estimate(t->depth[u], children[par]++);
+        sum += value[u];
+      }
+      return sum;
+    });
+  };
   return m;
 }
 
 // Either kind of method by name.
 inline method make_any_method(const std::string& name, cpu::llama_cpu& target, const cpu::llama_cpu_options& target_opt,
                               std::int32_t budget, const draft_cli_options& d) {
-  if (name == "ppd") return make_ppd_method(d, budget);
+  if (name == "ppd") {
+    const auto lf = target.layer_format();
+    return make_ppd_method(d, budget, lf != cpu::block_format::f32 && lf != cpu::block_format::bf16);
+  }
   if (is_draft_model_method(name)) return make_model_method(name, target, target_opt, budget, d);
   const auto f = target.layer_format();
   return make_method(name, target.n_vocab(), budget, f != cpu::block_format::f32 && f != cpu::block_format::bf16);
@@ -281,6 +364,10 @@ template <class Model>
 generate_result run_method(Model& model, method& m, std::span<const token_id> prompt, const sampling_params& sp,
                            generate_options opt) {
   opt.budget = m.budget;
+  if (m.budget_is_auto && !m.auto_policy) {
+    throw error(error_category::invalid_argument, m.name + ": --budget auto needs the cost curve (enable_auto_budget)");
+  }
+  opt.tree_budget_policy = m.auto_policy.get();
   if (sp.greedy()) {
     greedy_rule rule;
     return generate(model, m.drafter, rule, prompt, opt);
