@@ -156,20 +156,6 @@ inline void enable_auto_budget(method& m, const cost_curve& curve) {
   if (!m.budget_is_auto) return;
   auto_budget_options o;
   o.max_budget = m.budget;
-  if (const char* e = std::getenv("SPECDEC_AUTO_EXPLORE")) o.explore_every = std::atoi(e);  // TEMP-DEBUG
-  if (const char* e = std::getenv("SPECDEC_AUTO_N0")) o.measured_strength = std::atof(e);  // TEMP-DEBUG
-  if (const char* e = std::getenv("SPECDEC_AUTO_STEPUP")) o.max_step_up = std::atoi(e);  // TEMP-DEBUG
-  if (const char* e = std::getenv("SPECDEC_AUTO_RANKRATIO")) o.acceptance.prior_rank_ratio = std::atof(e);  // TEMP-DEBUG
-  if (const char* e = std::getenv("SPECDEC_AUTO_PRIORP")) o.acceptance.prior_accept = std::atof(e);  // TEMP-DEBUG
-  if (const char* e = std::getenv("SPECDEC_AUTO_WINDOW")) o.window = o.acceptance.window = std::atof(e);  // TEMP-DEBUG
-  if (const char* e = std::getenv("SPECDEC_AUTO_ONLINE")) o.online_cost = std::atoi(e) != 0;  // TEMP-DEBUG
-  if (const char* e = std::getenv("SPECDEC_AUTO_PATTERN")) {  // TEMP-DEBUG
-    o.explore_steps.clear();
-    for (const char* c = e; *c; ++c) {
-      if (*c == '-' && c[1] >= '1' && c[1] <= '9') { o.explore_steps.push_back('0' - c[1]); ++c; }
-      else if (*c >= '1' && *c <= '9') o.explore_steps.push_back(*c - '0');
-    }
-  }
   m.auto_policy = std::make_shared<auto_budget>(curve, o);
   if (m.tune_auto_budget) m.tune_auto_budget(*m.auto_policy);
 }

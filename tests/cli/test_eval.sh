@@ -73,6 +73,21 @@ cheap="ar,token-recycling,lookahead"
   >"$tmp/sweep.out" 2>"$tmp/sweep.err"
 check $? "sweep exit code (1 = greedy mismatch): $(grep -m3 -v '^\[' "$tmp/sweep.err")"
 check_json "$tmp/sweep.json" "$cheap" 2,4; check $? "sweep JSON shape and zero mismatches"
+# auto among the swept budgets: interleaved with the fixed ones, lossless, its budgets reported.
+"$bin" -m "$model" --limit 2 --max-new-tokens 8 --methods lookahead -t 2 --sweep-budget 2,auto --no-cost-cache \
+  --json "$tmp/auto.json" >"$tmp/auto.out" 2>"$tmp/auto.err"
+check $? "sweep with auto exit code (1 = greedy mismatch): $(grep -m3 -v '^\[' "$tmp/auto.err")"
+python3 - "$tmp/auto.json" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+points = j["sweep"]["lookahead"]
+assert [p["budget"] for p in points] == [2, "auto"], points
+assert all(p["mismatches"] == 0 for p in points), points
+assert points[1]["budget_mean"] >= 1, points
+PY
+check $? "sweep with auto: JSON points and zero mismatches"
+grep -q "budget auto: cost curve measured in" "$tmp/auto.err"; check $? "cost curve measurement reported on stderr"
+grep -q "^auto " "$tmp/auto.out"; check $? "auto row in the sweep table"
 
 # --batch: the first 3 prompts as concurrent requests at batch 1 and 3, every method, zero mismatches.
 "$bin" -m "$model" --limit 3 --max-new-tokens 8 --methods "$all" -t 2 --batch 1,3 --quiet --json "$tmp/batch.json" \

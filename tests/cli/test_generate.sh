@@ -37,6 +37,20 @@ assert a["tokens"] == b["tokens"], "default weights and --weights fp32 differ"
 PY
 check $? "default weights give the --weights fp32 tokens"
 
+# --budget auto: the greedy tokens of plain decoding, the cost curve cached under --cost-cache, the
+# budgets used in the JSON.
+"$bin" -m "$model" -p "Tell me a short story about a robot." -n 40 --temp 0 --json --method lookahead --budget auto \
+  --cost-cache "$tmp/cache" >"$tmp/j4" 2>/dev/null
+check $? "--budget auto run exit code"
+python3 - "$tmp/j1" "$tmp/j4" <<'PY'
+import json, sys
+a = json.load(open(sys.argv[1])); b = json.load(open(sys.argv[2]))
+assert a["tokens"] == b["tokens"], "--budget auto differs from plain greedy decoding"
+assert b["budget"] == "auto" and b["budget_mean"] >= 1 and sum(b["steps_by_budget"]) == b["steps"], b
+PY
+check $? "--budget auto equals greedy decoding and reports its budgets"
+ls "$tmp/cache"/cost-*.txt >/dev/null 2>&1; check $? "--budget auto cached the cost curve"
+
 "$bin" -p "Say hello." -n 8 --temp 0 >/dev/null 2>&1
 check $? "default model found without -m"
 printf 'What is 2 + 2?' >"$tmp/prompt.txt"
@@ -57,6 +71,7 @@ expect_error "unreadable prompt file" "prompt file" -m "$model" -f "$tmp/missing
 expect_error "prompt file is a directory" "prompt file" -m "$model" -f "$tmp"
 expect_error "prompt longer than the context" "context holds" -m "$model" -p "$(printf 'word %.0s' $(seq 300))" -c 64
 expect_error "n out of range" "n-predict" -m "$model" -p hi -n 0
+expect_error "budget neither a number nor auto" "is not auto or a number" -m "$model" -p hi --budget lots
 expect_error "negative temperature" "temp" -m "$model" -p hi --temp -1
 expect_error "top-p out of range" "top-p" -m "$model" -p hi --top-p 1.5
 expect_error "threads out of range" "threads" -m "$model" -p hi -t 0

@@ -29,19 +29,25 @@
 //   is the model's value times the measured / model ratio of the budget below it, so a budget not
 //   tried yet starts from the model corrected as much as its neighbour showed it needs. Measuring
 //   each budget's own steps also keeps the choice honest where the drafter's acceptance differs
-//   from budget to budget for reasons no (depth, rank) table sees.
+//   from budget to budget for reasons no (depth, rank) table sees. A drafter whose accepted model
+//   knows its exact tree shape (Token Recycling's template) sets measured_strength 0: the model
+//   alone, since the budgets not in use get only a few, noisy exploration steps.
 // - Overhead (draft + accept + commit + observe of the request) is fitted online as a + b * rows by
 //   decayed least squares (a draft model's time grows with its tree; with one row count observed,
 //   proportional to rows).
+// - Moves: the choice rises at most max_step_up candidates per re-choice, so each budget on the way
+//   up is measured before the next (the model's promise for far budgets is the least reliable); it
+//   falls at once.
 // - Exploration: every explore_every-th budget() call asks for a budget next to the best (+1, -1,
-//   +1, +2 in turn, capped), so neighbouring budgets get measured. Small steps: on a steep cost
-//   curve a far budget costs much more than it teaches. It is deterministic (a call counter), never
-//   the acceptance rule's random stream: a draft must not depend on the randomness of the step that
-//   verifies it, and the budget is an input of the draft. Any budget is lossless.
+//   +1, then the largest budget above whose step costs at most explore_cost = 15 % more, in turn),
+//   so neighbouring budgets get measured and deeper / wider nodes get trials: far on a flat cost
+//   curve (fp32 weights), near on a steep one (block-quantized weights), where a far budget costs
+//   much more than it teaches. It is deterministic (a call counter), never the acceptance rule's
+//   random stream: a draft must not depend on the randomness of the step that verifies it, and
+//   the budget is an input of the draft. Any budget is lossless.
 // - Memory: every statistic decays by 1 - 1/512 per step (a few prompts). Shorter windows follow
-//   one prompt's text more closely but chase noise: on the dev prompts (6 categories x 64 tokens)
-//   a 256-step window lost 3-7 % against the best fixed budget where 512 lost under 1 %
-//   (docs/benchmarks.md).
+//   one prompt's text more closely but chase noise: on the dev prompts, 256 steps made the choice
+//   swing with each prompt (docs/design.md, "Rules, budgets, stats").
 //
 // Customisation (drafters whose trees are not plain node trees, e.g. parallel prompt decoding with
 // extra rows): set_accepted_model replaces E[accepted | k rows] (k = rows of the step; the tracker is
@@ -62,8 +68,6 @@
 #include <specdec/error.hpp>
 
 #include <algorithm>
-#include <cstdio>  // TEMP-DEBUG
-#include <cstdlib>  // TEMP-DEBUG
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -260,7 +264,6 @@ class auto_budget final : public budget_policy {
     cost_s_.assign(n, 0.0);
     emp_a_.assign(n, 0.0);
     emp_n_.assign(n, 0.0);
-    pred_.assign(n, 0.0);
   }
 
   void set_accepted_model(accepted_model f) {
@@ -503,7 +506,6 @@ class auto_budget final : public budget_policy {
   }
   void choose() {
     refresh_tables(opt_.max_budget);
-    for (std::int32_t s = 1; s <= opt_.max_budget; ++s) pred_[static_cast<std::size_t>(s)] = expect(s, accepted_);
     const auto cal = measured();
     double best_rate = -1;
     const std::int32_t previous = best_;
@@ -529,20 +531,7 @@ class auto_budget final : public budget_policy {
     chosen_ = true;
     since_choice_ = 0;
     stale_ = false;
-    if (std::getenv("SPECDEC_AUTO_DEBUG") != nullptr && (++debug_n_ % 10) == 0) {  // TEMP-DEBUG
-      std::fprintf(stderr, "[auto] steps %lld best %d | pos", static_cast<long long>(steps_), best_);
-      for (int j = 1; j <= 5; ++j) std::fprintf(stderr, " %.2f(%.1f/%.1f)", cal[static_cast<std::size_t>(j)], emp_a_[static_cast<std::size_t>(j)], emp_n_[static_cast<std::size_t>(j)]);
-      std::fprintf(stderr, " | p10 %.2f p11 %.2f p20 %.2f |", tracker_.estimate(1, 0), tracker_.estimate(1, 1), tracker_.estimate(2, 0));
-      const auto [a, b] = overhead_fit();
-      std::fprintf(stderr, " ovh %.3f+%.3f*k ms |", 1e3 * a, 1e3 * b);
-      for (std::int32_t s = 1; s <= std::min(opt_.max_budget, 8); ++s) {
-        std::fprintf(stderr, " %d: acc %.3f*%.2f sec %.2f fwd %.2f surv %.2f |", s, expect(s, accepted_), cal[static_cast<std::size_t>(s)], 1e3 * expect(s, seconds_),
-                     1e3 * forward_seconds(s), surv_[static_cast<std::size_t>(s)]);
-      }
-      std::fprintf(stderr, "\n");
-    }
   }
-  std::int64_t debug_n_ = 0;  // TEMP-DEBUG
 
   auto_budget_options opt_;
   cost_curve curve_;
@@ -558,7 +547,7 @@ class auto_budget final : public budget_policy {
   std::size_t avail_next_ = 0;
   double ov_w_ = 0, ov_x_ = 0, ov_y_ = 0, ov_xx_ = 0, ov_xy_ = 0;
   std::vector<double> cost_w_, cost_s_;
-  std::vector<double> emp_a_, emp_n_, pred_;
+  std::vector<double> emp_a_, emp_n_;  // decayed accepted tokens and steps per budget
   bool chosen_ = false;
   double obs_s_ = 0, obs_curve_ = 0;
   mutable std::vector<double> accepted_, seconds_, surv_;
