@@ -32,7 +32,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reference"))
 
-from llama_ref import (BIAS_TENSORS, LAYER_TENSORS, Hparams, UnsupportedModel,  # noqa: E402
+from llama_ref import (BIAS_TENSORS, Hparams, UnsupportedModel, check_tensor_set,  # noqa: E402
                        _dequantize, _read_hparams)
 
 __all__ = ["TorchLlama", "KVCache", "Hparams", "UnsupportedModel", "model_metadata"]
@@ -72,17 +72,7 @@ class TorchLlama:
         if "token_embd.weight" not in tensors:
             raise UnsupportedModel("no token_embd.weight tensor")
         hp = self.hp = _read_hparams(reader, tensors)
-        self.has_qkv_bias = hp.architecture == "qwen2" or "blk.0.attn_q.bias" in tensors
-        expected = {"token_embd.weight", "output_norm.weight", "output.weight"}
-        expected |= {f"blk.{i}.{n}.weight" for i in range(hp.n_layer) for n in LAYER_TENSORS}
-        if self.has_qkv_bias:
-            expected |= {f"blk.{i}.{n}.bias" for i in range(hp.n_layer) for n in BIAS_TENSORS}
-        unknown = sorted(set(tensors) - expected)
-        if unknown:
-            raise UnsupportedModel(f"tensors this model does not implement: {unknown[:8]}")
-        missing = sorted(expected - {"output.weight"} - set(tensors))
-        if missing:
-            raise UnsupportedModel(f"missing tensors: {missing[:8]}")
+        self.has_qkv_bias = check_tensor_set(tensors, hp)
 
         def load(name, shape):
             a = _dequantize(tensors[name])

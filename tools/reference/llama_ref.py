@@ -197,6 +197,24 @@ def _dequantize(t: gguf.ReaderTensor) -> np.ndarray:
     return np.asarray(a, dtype=np.float32).reshape(shape)
 
 
+def check_tensor_set(tensors, hp) -> bool:
+    """Checks that a GGUF's tensors are exactly those of the llama / qwen2 definition above (the head
+    may be tied) and returns whether it has Q/K/V biases: required for qwen2; a llama file may have
+    all of them or none. Raises UnsupportedModel naming the unknown or missing tensors."""
+    has_qkv_bias = hp.architecture == "qwen2" or "blk.0.attn_q.bias" in tensors
+    expected = {"token_embd.weight", "output_norm.weight", "output.weight"}
+    expected |= {f"blk.{i}.{n}.weight" for i in range(hp.n_layer) for n in LAYER_TENSORS}
+    if has_qkv_bias:
+        expected |= {f"blk.{i}.{n}.bias" for i in range(hp.n_layer) for n in BIAS_TENSORS}
+    unknown = sorted(set(tensors) - expected)
+    if unknown:
+        raise UnsupportedModel(f"tensors this model definition does not implement: {unknown[:8]}")
+    missing = sorted(expected - {"output.weight"} - set(tensors))
+    if missing:
+        raise UnsupportedModel(f"missing tensors: {missing[:8]}")
+    return has_qkv_bias
+
+
 class LlamaRef:
     """Llama (or Qwen2) forward pass with a KV cache. Not thread-safe; one sequence at a time."""
 
@@ -216,18 +234,7 @@ class LlamaRef:
             raise UnsupportedModel("no token_embd.weight tensor")
         hp = self.hp = _read_hparams(reader, tensors)
 
-        # Q/K/V biases: required for qwen2; a llama file may have all of them or none.
-        self.has_qkv_bias = hp.architecture == "qwen2" or "blk.0.attn_q.bias" in tensors
-        expected = {"token_embd.weight", "output_norm.weight", "output.weight"}
-        expected |= {f"blk.{i}.{n}.weight" for i in range(hp.n_layer) for n in LAYER_TENSORS}
-        if self.has_qkv_bias:
-            expected |= {f"blk.{i}.{n}.bias" for i in range(hp.n_layer) for n in BIAS_TENSORS}
-        unknown = sorted(set(tensors) - expected)
-        if unknown:
-            raise UnsupportedModel(f"tensors this reference does not implement: {unknown[:8]}")
-        missing = sorted(expected - {"output.weight"} - set(tensors))
-        if missing:
-            raise UnsupportedModel(f"missing tensors: {missing[:8]}")
+        self.has_qkv_bias = check_tensor_set(tensors, hp)
 
         # Storage: float64 when the whole model fits in max_float64_bytes that way, else float32
         # (exact for dequantized values) widened block by block in _matmul.
