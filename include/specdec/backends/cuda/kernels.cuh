@@ -15,6 +15,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 
 namespace specdec::cuda::kernels {
 
@@ -150,10 +151,11 @@ struct rope_shape {
 };
 
 // Element d of one head after the rotation: pairs (2i, 2i+1) (normal) or (i, i + n_rot/2) (NeoX).
-// cs / sn: the position's cos / sin table [n_rot / 2].
-__device__ __forceinline__ float rotate(const float* head, std::int32_t d, const rope_shape& s, const float* cs,
+// head(i): element i of the head before the rotation; cs / sn: the position's cos / sin table [n_rot / 2].
+template <class Head>
+__device__ __forceinline__ float rotate(const Head& head, std::int32_t d, const rope_shape& s, const float* cs,
                                         const float* sn) {
-  if (d >= s.n_rot) return head[d];
+  if (d >= s.n_rot) return head(d);
   const std::int32_t half = s.n_rot / 2;
   std::int32_t i, a, b;
   if (s.neox) {
@@ -165,37 +167,37 @@ __device__ __forceinline__ float rotate(const float* head, std::int32_t d, const
     a = 2 * i;
     b = 2 * i + 1;
   }
-  const float x0 = head[a], x1 = head[b];
+  const float x0 = head(a), x1 = head(b);
   if (d == a) return __fsub_rn(__fmul_rn(x0, cs[i]), __fmul_rn(x1, sn[i]));
   return __fadd_rn(__fmul_rn(x0, sn[i]), __fmul_rn(x1, cs[i]));
 }
 
 // One row of the Q/K/V product: adds the biases, rotates Q and K, writes Q to q_out [n, n_head *
-// head_dim] and K, V to the row's cache slot of `layer`. grid: n rows; block: any; dynamic shared
-// memory: (q_dim + 2 kv_dim) floats.
+// head_dim] and K, V to the row's cache slot of `layer`. Each output element is one thread's: it
+// reads the (at most two) biased inputs its rotation needs. grid: n rows; block: any.
 __global__ void bias_rope_store(const float* __restrict__ qkv, const float* __restrict__ bias,
                                 const float* __restrict__ cos_table, const float* __restrict__ sin_table,
                                 const row_meta* __restrict__ rows, float* __restrict__ q_out, float* __restrict__ kc,
                                 float* __restrict__ vc, rope_shape s, cache_shape c, std::int32_t layer) {
-  extern __shared__ float row[];
   const std::size_t r = blockIdx.x;
   const std::int32_t qd = s.n_head * s.head_dim, kvd = s.n_head_kv * s.head_dim, cols = qd + 2 * kvd;
   const float* src = qkv + r * static_cast<std::size_t>(cols);
-  for (std::int32_t j = threadIdx.x; j < cols; j += blockDim.x) row[j] = bias != nullptr ? __fadd_rn(src[j], bias[j]) : src[j];
-  __syncthreads();
+  const auto in = [&](std::int32_t j) { return bias != nullptr ? __fadd_rn(src[j], bias[j]) : src[j]; };
   const row_meta m = rows[r];
   const std::size_t half = static_cast<std::size_t>(s.n_rot / 2);
   const float* cs = cos_table + static_cast<std::size_t>(m.position) * half;
   const float* sn = sin_table + static_cast<std::size_t>(m.position) * half;
   for (std::int32_t j = threadIdx.x; j < qd; j += blockDim.x) {
     const std::int32_t h = j / s.head_dim, d = j % s.head_dim;
-    q_out[r * static_cast<std::size_t>(qd) + j] = rotate(row + h * s.head_dim, d, s, cs, sn);
+    const auto head = [&](std::int32_t e) { return in(h * s.head_dim + e); };
+    q_out[r * static_cast<std::size_t>(qd) + j] = rotate(head, d, s, cs, sn);
   }
   for (std::int32_t j = threadIdx.x; j < kvd; j += blockDim.x) {
     const std::int32_t g = j / s.head_dim, d = j % s.head_dim;
+    const auto head = [&](std::int32_t e) { return in(qd + g * s.head_dim + e); };
     const std::size_t at = c.base(m.seq, layer, g) + static_cast<std::size_t>(m.slot) * c.head_dim + d;
-    kc[at] = rotate(row + qd + g * s.head_dim, d, s, cs, sn);
-    vc[at] = row[qd + kvd + j];
+    kc[at] = rotate(head, d, s, cs, sn);
+    vc[at] = in(qd + kvd + j);
   }
 }
 
@@ -315,12 +317,14 @@ __global__ void __launch_bounds__(gemm_warps * 32)
     }
 #pragma unroll
     for (int i = 0; i < gemm_rows; ++i) {
-      float v = acc[i];
+      if (i < nr) {  // nr is the same for every lane of the warp: the shuffles stay convergent
+        float v = acc[i];
 #pragma unroll
-      for (int off = 16; off > 0; off >>= 1) v = __fadd_rn(v, __shfl_xor_sync(0xFFFFFFFFu, v, off));
-      if (lane == 0 && i < nr) {
-        float* yp = y + static_cast<std::size_t>(r0 + i) * static_cast<std::size_t>(out) + j;
-        *yp = accumulate ? __fadd_rn(*yp, v) : v;
+        for (int off = 16; off > 0; off >>= 1) v = __fadd_rn(v, __shfl_xor_sync(0xFFFFFFFFu, v, off));
+        if (lane == 0) {
+          float* yp = y + static_cast<std::size_t>(r0 + i) * static_cast<std::size_t>(out) + j;
+          *yp = accumulate ? __fadd_rn(*yp, v) : v;
+        }
       }
     }
   }
@@ -406,6 +410,20 @@ __global__ void __launch_bounds__(argmax_threads)
     index[blockIdx.x] = best_i[0] < 0 ? 0 : best_i[0];
     value[blockIdx.x] = best_v[0];
   }
+}
+
+// kernel<<<grid, block, 0, stream>>>(args...): the backend's one way to launch a kernel, so that the
+// same host code also runs under the CPU emulator of the tests (tests/cuda/emulation, which defines
+// SPECDEC_CUDA_EMULATION). No kernel uses dynamic shared memory. `name` names the kernel in the
+// emulator's reports; SPECDEC_CUDA_LAUNCHED after the call reports a bad configuration.
+template <class... P, class... A>
+inline void launch(const char* name, void (*kernel)(P...), dim3 grid, dim3 block, cudaStream_t stream, A&&... args) {
+#if defined(SPECDEC_CUDA_EMULATION)
+  ::specdec_emu::launch(name, kernel, grid, block, 0, stream, std::forward<A>(args)...);
+#else
+  (void)name;
+  kernel<<<grid, block, 0, stream>>>(static_cast<P>(std::forward<A>(args))...);
+#endif
 }
 
 }  // namespace specdec::cuda::kernels

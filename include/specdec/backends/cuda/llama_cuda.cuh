@@ -190,8 +190,9 @@ class llama_cuda {
       SPECDEC_CUDA_CHECK(cudaMemcpyAsync(commit_rows_.get(), rows.data(), rows.size() * sizeof(std::int32_t),
                                          cudaMemcpyHostToDevice, stream_.get()));
       const std::size_t threads = static_cast<std::size_t>(shape_.n_layers) * shape_.n_head_kv * shape_.head_dim;
-      kernels::commit_gather<<<static_cast<unsigned>((threads + 255) / 256), 256, 0, stream_.get()>>>(
-          k_cache_.get(), v_cache_.get(), shape_, s, q.n_past, commit_rows_.get(), static_cast<std::int32_t>(rows.size()));
+      kernels::launch("commit_gather", kernels::commit_gather, static_cast<unsigned>((threads + 255) / 256), 256,
+          stream_.get(), k_cache_.get(), v_cache_.get(), shape_, s, q.n_past, commit_rows_.get(),
+          static_cast<std::int32_t>(rows.size()));
       SPECDEC_CUDA_LAUNCHED("commit_gather");
       // The next commit may overwrite commit_rows_: keep the order explicit on the host as well.
       SPECDEC_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
@@ -522,11 +523,11 @@ class llama_cuda {
       const dim3 grid(static_cast<unsigned>((out + kernels::gemm_warps - 1) / kernels::gemm_warps),
                       static_cast<unsigned>((n + kernels::gemm_block_rows - 1) / kernels::gemm_block_rows));
       if (bf16) {
-        kernels::fixed_order_gemm<__nv_bfloat16><<<grid, kernels::gemm_warps * 32, 0, s>>>(
+        kernels::launch("fixed_order_gemm", kernels::fixed_order_gemm<__nv_bfloat16>, grid, kernels::gemm_warps * 32, s,
             reinterpret_cast<const __nv_bfloat16*>(w), out, in, x, n, y, accumulate);
       } else {
-        kernels::fixed_order_gemm<__half><<<grid, kernels::gemm_warps * 32, 0, s>>>(reinterpret_cast<const __half*>(w), out,
-                                                                                     in, x, n, y, accumulate);
+        kernels::launch("fixed_order_gemm", kernels::fixed_order_gemm<__half>, grid, kernels::gemm_warps * 32, s,
+            reinterpret_cast<const __half*>(w), out, in, x, n, y, accumulate);
       }
       SPECDEC_CUDA_LAUNCHED("fixed_order_gemm");
       return;
@@ -534,9 +535,11 @@ class llama_cuda {
     const std::size_t count = static_cast<std::size_t>(n) * static_cast<std::size_t>(in);
     const auto blocks = static_cast<unsigned>((count + 255) / 256);
     if (bf16) {
-      kernels::to_16bit<__nv_bfloat16><<<blocks, 256, 0, s>>>(x, reinterpret_cast<__nv_bfloat16*>(work_.x16.get()), count);
+      kernels::launch("to_16bit", kernels::to_16bit<__nv_bfloat16>, blocks, 256, s, x,
+          reinterpret_cast<__nv_bfloat16*>(work_.x16.get()), count);
     } else {
-      kernels::to_16bit<__half><<<blocks, 256, 0, s>>>(x, reinterpret_cast<__half*>(work_.x16.get()), count);
+      kernels::launch("to_16bit", kernels::to_16bit<__half>, blocks, 256, s, x,
+          reinterpret_cast<__half*>(work_.x16.get()), count);
     }
     SPECDEC_CUDA_LAUNCHED("to_16bit");
     const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
@@ -603,11 +606,13 @@ class llama_cuda {
     const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
 
     if (weights_.type == cuda_weights::bf16) {
-      kernels::embed_rows<__nv_bfloat16><<<un, 128, 0, s>>>(reinterpret_cast<const __nv_bfloat16*>(weights_.token_embd.get()),
-                                                            e, d_tokens, d_emb_index, work_.emb.get(), work_.x.get());
+      kernels::launch("embed_rows", kernels::embed_rows<__nv_bfloat16>, un, 128, s,
+          reinterpret_cast<const __nv_bfloat16*>(weights_.token_embd.get()), e, d_tokens, d_emb_index, work_.emb.get(),
+          work_.x.get());
     } else {
-      kernels::embed_rows<__half><<<un, 128, 0, s>>>(reinterpret_cast<const __half*>(weights_.token_embd.get()), e, d_tokens,
-                                                     d_emb_index, work_.emb.get(), work_.x.get());
+      kernels::launch("embed_rows", kernels::embed_rows<__half>, un, 128, s,
+          reinterpret_cast<const __half*>(weights_.token_embd.get()), e, d_tokens, d_emb_index, work_.emb.get(),
+          work_.x.get());
     }
     SPECDEC_CUDA_LAUNCHED("embed_rows");
 
@@ -615,43 +620,44 @@ class llama_cuda {
     for (std::int32_t l = 0; l < n_layers(); ++l) {
       const bool run_layer = next < layers.size() && layers[next] == l;
       if (!run_layer) {  // no K/V for these rows in this layer: leave defined zeros behind
-        kernels::zero_kv<<<un, 128, 0, s>>>(d_meta, k_cache_.get(), v_cache_.get(), shape_, l);
+        kernels::launch("zero_kv", kernels::zero_kv, un, 128, s, d_meta, k_cache_.get(), v_cache_.get(), shape_, l);
         SPECDEC_CUDA_LAUNCHED("zero_kv");
         continue;
       }
       ++next;
       const auto& w = weights_.layers[static_cast<std::size_t>(l)];
-      kernels::rms_norm<<<un, kernels::norm_threads, 0, s>>>(work_.x.get(), nullptr, w.attn_norm.get(), work_.xn.get(), e,
-                                                            c.rms_eps);
+      kernels::launch("rms_norm", kernels::rms_norm, un, kernels::norm_threads, s, work_.x.get(), nullptr,
+          w.attn_norm.get(), work_.xn.get(), e, c.rms_eps);
       SPECDEC_CUDA_LAUNCHED("rms_norm");
       product(w.wqkv.get(), qd + 2 * kvd, e, work_.xn.get(), n, work_.qkv.get(), false);
-      kernels::bias_rope_store<<<un, 128, static_cast<std::size_t>(qd + 2 * kvd) * sizeof(float), s>>>(
-          work_.qkv.get(), w.bqkv.size() > 0 ? w.bqkv.get() : nullptr, rope_cos_.get(), rope_sin_.get(), d_meta,
-          work_.q.get(), k_cache_.get(), v_cache_.get(), rs, shape_, l);
+      kernels::launch("bias_rope_store", kernels::bias_rope_store, un, 128, s, work_.qkv.get(),
+          w.bqkv.size() > 0 ? w.bqkv.get() : nullptr, rope_cos_.get(), rope_sin_.get(), d_meta, work_.q.get(),
+          k_cache_.get(), v_cache_.get(), rs, shape_, l);
       SPECDEC_CUDA_LAUNCHED("bias_rope_store");
-      kernels::tree_attention<<<dim3(un, static_cast<unsigned>(c.n_head)), kernels::attention_threads, 0, s>>>(
-          work_.q.get(), d_meta, d_anc, k_cache_.get(), v_cache_.get(), work_.scores.get(), cap_keys_, work_.att.get(),
-          static_cast<std::int32_t>(c.n_head), shape_, l, scale);
+      kernels::launch("tree_attention", kernels::tree_attention, dim3(un, static_cast<unsigned>(c.n_head)),
+          kernels::attention_threads, s, work_.q.get(), d_meta, d_anc, k_cache_.get(), v_cache_.get(),
+          work_.scores.get(), cap_keys_, work_.att.get(), static_cast<std::int32_t>(c.n_head), shape_, l, scale);
       SPECDEC_CUDA_LAUNCHED("tree_attention");
       product(w.wo.get(), e, qd, work_.att.get(), n, work_.x.get(), true);  // residual add in the product
-      kernels::rms_norm<<<un, kernels::norm_threads, 0, s>>>(work_.x.get(), nullptr, w.ffn_norm.get(), work_.xn.get(), e,
-                                                            c.rms_eps);
+      kernels::launch("rms_norm", kernels::rms_norm, un, kernels::norm_threads, s, work_.x.get(), nullptr,
+          w.ffn_norm.get(), work_.xn.get(), e, c.rms_eps);
       SPECDEC_CUDA_LAUNCHED("rms_norm");
       product(w.w_gate_up.get(), 2 * ff, e, work_.xn.get(), n, work_.gate_up.get(), false);
       const std::size_t elems = nu * static_cast<std::size_t>(ff);
-      kernels::swiglu<<<static_cast<unsigned>((elems + 255) / 256), 256, 0, s>>>(work_.gate_up.get(), work_.ffn.get(), n, ff);
+      kernels::launch("swiglu", kernels::swiglu, static_cast<unsigned>((elems + 255) / 256), 256, s,
+          work_.gate_up.get(), work_.ffn.get(), n, ff);
       SPECDEC_CUDA_LAUNCHED("swiglu");
       product(w.w_down.get(), e, ff, work_.ffn.get(), n, work_.x.get(), true);  // residual add in the product
     }
 
     if (n_out > 0) {
-      kernels::rms_norm<<<static_cast<unsigned>(n_out), kernels::norm_threads, 0, s>>>(
+      kernels::launch("rms_norm", kernels::rms_norm, static_cast<unsigned>(n_out), kernels::norm_threads, s,
           work_.x.get(), d_out_rows, weights_.output_norm.get(), work_.xn.get(), e, c.rms_eps);
       SPECDEC_CUDA_LAUNCHED("rms_norm");
       product(weights_.head(), n_vocab(), e, work_.xn.get(), n_out, work_.logits.get(), false);
       const auto no = static_cast<std::size_t>(n_out);
       if (argmax) {
-        kernels::row_argmax<<<static_cast<unsigned>(n_out), kernels::argmax_threads, 0, s>>>(
+        kernels::launch("row_argmax", kernels::row_argmax, static_cast<unsigned>(n_out), kernels::argmax_threads, s,
             work_.logits.get(), n_vocab(), work_.arg_index.get(), work_.arg_value.get());
         SPECDEC_CUDA_LAUNCHED("row_argmax");
         SPECDEC_CUDA_CHECK(cudaMemcpyAsync(host_index_.get(), work_.arg_index.get(), no * 4, cudaMemcpyDeviceToHost, s));
