@@ -1,16 +1,19 @@
 // The CUDA backend on the default model (tests tagged [cuda]; cuda_main.cpp skips them all without a
-// device):
+// device; test_cuda_emulated runs them on the CPU emulator, emulation/README.md):
 //   - its logits against the CPU backend's fp32 path (llama_cpu --weights fp32) on the first dev
-//     prompt of every category: bf16 weights within a relative L2 error of 3e-2 median / 1e-1 max per
-//     row and the same top-1 token on at least 90 % of the rows; fp16 weights 1e-2 / 4e-2 / 95 %;
+//     prompt of every category: bf16 weights within a relative L2 error of 1e-2 median / 5e-2 max per
+//     row and the same top-1 token on at least 97 % of the rows; fp16 weights 2e-3 / 8e-3 / 97 %
+//     (2-3x the emulator's measurements, which round the weights exactly as the device does);
 //   - batch invariance, bit for bit: row i of an n-row step equals the row run alone for n = 1 .. 256
 //     (fixed-order products), B sequences in one forward equal each run alone, a tree grown over three
 //     forwards equals each root-to-node path run alone;
 //   - commit of a path from three forwards, truncate and re-decode, chunked prefill;
 //   - layer subsets (zero K/V in skipped layers), embedding rows, the device argmax;
 //   - greedy decoding with Token Recycling and Lookahead equals AR on the GPU;
-//   - errors before any state change.
-// With cuBLAS products the n = 1 .. 256 sweep only reports how many rows differ (not batch-invariant).
+//   - errors before any state change;
+//   - Qwen2 ([qwen2], the 0.5B file of scripts/test.sh): logits against the CPU, a tree against its paths.
+// With cuBLAS products the n = 1 .. 256 sweep only reports how many rows differ (not batch-invariant);
+// what it requires is that cuBLAS and the fixed-order kernel compute the same logits within 1e-2.
 #include "gpu_model.hpp"
 
 #include "../lossless/dev_prompts.hpp"
@@ -37,12 +40,21 @@ using specdec::test::gpu_model;
 
 namespace {
 
+// test_cuda_emulated runs these cases on the CPU emulator (emulation/), a few thousand times slower
+// than a GPU: there the long sweeps take a sample that still crosses every boundary of the kernels'
+// launch geometry (8 rows per warp pass, 32 rows per block), and the decoding cases decode less.
+#if defined(SPECDEC_TEST_EMULATED)
+constexpr bool emulated = true;
+#else
+constexpr bool emulated = false;
+#endif
+
 const std::vector<token_id> prompt = {1, 4093, 198, 1780, 314, 260, 3575, 282, 4649, 47, 2, 198, 1, 520, 9531, 198};
 
 gpu_model& gpu(cuda::cuda_weights w = cuda::cuda_weights::bf16, cuda::cuda_products p = cuda::cuda_products::fixed_order) {
   const auto make = [](cuda::cuda_weights w, cuda::cuda_products p) {
     cuda::llama_cuda_options o;
-    o.n_ctx = 2048;
+    o.n_ctx = emulated ? 512 : 2048;  // the emulator's device memory is the host's
     o.max_sequences = 16;
     o.weights = w;
     o.products = p;
@@ -128,7 +140,8 @@ struct agreement {
 // Every prompt row's logits on the GPU against the CPU fp32 path (one forward per prompt, logits all).
 agreement compare_with_cpu(gpu_model& g) {
   const gguf::file f(SPECDEC_TEST_MODEL);
-  const auto prompts = specdec::test::first_prompt_per_category(f);
+  auto prompts = specdec::test::first_prompt_per_category(f);
+  if (emulated) prompts.resize(2);
   auto& c = cpu_fp32();
   std::vector<double> errors;
   std::size_t same_top = 0;
@@ -160,25 +173,42 @@ TEST_CASE("the GPU forward agrees with the CPU fp32 path (bf16 weights)", "[cuda
   const agreement a = compare_with_cpu(gpu());
   std::printf("[cuda] bf16 vs CPU fp32: %zu rows, relative error median %.3g max %.3g, top-1 agreement %.1f %%\n", a.rows,
               a.median, a.max, 100 * a.top1);
-  CHECK(a.median <= 3e-2);
-  CHECK(a.max <= 1e-1);
-  CHECK(a.top1 >= 0.90);
+  // Measured on the emulator (the same bf16 roundings; only expf's last bits can differ on a GPU),
+  // 517 rows of six prompts: median 4.3e-3, max 2.2e-2, top-1 99.8 %.
+  CHECK(a.median <= 1e-2);
+  CHECK(a.max <= 5e-2);
+  CHECK(a.top1 >= 0.97);
 }
 
 TEST_CASE("the GPU forward agrees with the CPU fp32 path (fp16 weights)", "[cuda][reference]") {
   const agreement a = compare_with_cpu(gpu(cuda::cuda_weights::fp16));
   std::printf("[cuda] fp16 vs CPU fp32: %zu rows, relative error median %.3g max %.3g, top-1 agreement %.1f %%\n", a.rows,
               a.median, a.max, 100 * a.top1);
-  CHECK(a.median <= 1e-2);
-  CHECK(a.max <= 4e-2);
-  CHECK(a.top1 >= 0.95);
+  // Measured on the emulator, 517 rows: median 7.7e-4, max 3.1e-3, top-1 99.8 %.
+  CHECK(a.median <= 2e-3);
+  CHECK(a.max <= 8e-3);
+  CHECK(a.top1 >= 0.97);
 }
 
 namespace {
 
-// Rows whose logits differ from the same row run alone, over n-row steps of n roots, n = 1 .. 256.
-std::size_t batch_sweep(gpu_model& m) {
-  constexpr std::int32_t most = 256;
+// The step sizes of the batch sweep: 1 .. 256 on a GPU; on the emulator the sizes around the
+// kernels' row groups (8) and row blocks (32).
+std::vector<std::int32_t> sweep_sizes() {
+  std::vector<std::int32_t> n;
+  if (emulated) return {1, 2, 3, 7, 8, 9, 16, 31, 32, 33, 40};
+  for (std::int32_t i = 1; i <= 256; ++i) n.push_back(i);
+  return n;
+}
+
+struct sweep_result {
+  std::size_t differ = 0, rows = 0;
+};
+
+// Rows whose logits differ from the same row run alone, over n-row steps of n roots (sweep_sizes).
+sweep_result batch_sweep(gpu_model& m) {
+  const std::vector<std::int32_t> sizes = sweep_sizes();
+  const std::int32_t most = sizes.back();
   const seq_id s = m.create_sequence();
   (void)m.prefill(s, prompt);
   const std::int32_t n_past = m.n_past(s);
@@ -201,28 +231,42 @@ std::size_t batch_sweep(gpu_model& m) {
     single[static_cast<std::size_t>(i)] = row_copy(run(m, st), 0);
     m.truncate(s, n_past);
   }
-  std::size_t differ = 0;
-  for (std::int32_t n = 1; n <= most; ++n) {
+  sweep_result r;
+  for (const std::int32_t n : sizes) {
     const auto l = run(m, roots(n));
-    for (std::int32_t i = 0; i < n; ++i) differ += same_bits(l.row(i), single[static_cast<std::size_t>(i)]) ? 0 : 1;
+    for (std::int32_t i = 0; i < n; ++i) r.differ += same_bits(l.row(i), single[static_cast<std::size_t>(i)]) ? 0 : 1;
+    r.rows += static_cast<std::size_t>(n);
     m.truncate(s, n_past);
   }
   m.free_sequence(s);
-  return differ;
+  return r;
 }
 
 }  // namespace
 
 TEST_CASE("row i of an n-row step equals the row run alone, n = 1..256, bit for bit", "[cuda][batch]") {
-  const std::size_t differ = batch_sweep(gpu());
-  std::printf("[cuda] fixed-order products: %zu of 32896 rows differ from the row run alone\n", differ);
-  REQUIRE(differ == 0);
+  const sweep_result r = batch_sweep(gpu());
+  std::printf("[cuda] fixed-order products: %zu of %zu rows differ from the row run alone\n", r.differ, r.rows);
+  REQUIRE(r.differ == 0);
 }
 
 TEST_CASE("cuBLAS products: rows that change with the batch (reported, not required)", "[cuda][batch][cublas]") {
-  const std::size_t differ = batch_sweep(gpu(cuda::cuda_weights::bf16, cuda::cuda_products::cublas));
-  std::printf("[cuda] cuBLAS products: %zu of 32896 rows differ from the row run alone\n", differ);
-  SUCCEED();
+  auto& m = gpu(cuda::cuda_weights::bf16, cuda::cuda_products::cublas);
+  const sweep_result r = batch_sweep(m);
+  std::printf("[cuda] cuBLAS products: %zu of %zu rows differ from the row run alone\n", r.differ, r.rows);
+  // What is required of the cuBLAS path: it computes the same model. Its logits against the
+  // fixed-order kernel's on one prompt: both round the same bf16 weights, cuBLAS also rounds the
+  // activations to bf16 (options.cuh), so they differ by about the bf16 rounding of one operand.
+  const seq_id a = m.create_sequence();
+  const seq_id b = gpu().create_sequence();
+  const auto la = row_copy(run(m, sequence_step::chain(a, prompt, 0)), 15);
+  const auto lb = row_copy(run(gpu(), sequence_step::chain(b, prompt, 0)), 15);
+  const double err = specdec::test::relative_error(la, lb);
+  std::printf("[cuda] cuBLAS vs fixed-order products, last prompt row: relative error %.3g\n", err);
+  CHECK(err < 1e-2);  // measured 4.0e-3 on the emulator
+  CHECK(host_argmax(la) == host_argmax(lb));
+  m.free_sequence(a);
+  gpu().free_sequence(b);
 }
 
 TEST_CASE("B sequences in one forward equal each run alone", "[cuda][batch]") {
@@ -340,7 +384,7 @@ TEST_CASE("layer subsets leave zero K/V in skipped layers and agree with the CPU
   const std::int32_t last = lg.n_rows - 1;
   std::printf("[cuda] 8-layer subset vs CPU fp32: relative error %.3g on the last row\n",
               specdec::test::relative_error(lg.row(last), lc.row(last)));
-  CHECK(specdec::test::relative_error(lg.row(last), lc.row(last)) < 1e-1);
+  CHECK(specdec::test::relative_error(lg.row(last), lc.row(last)) < 4e-3);  // measured 9.5e-4 (emulator)
   std::vector<float> k(static_cast<std::size_t>(m.head_dim())), v(k.size());
   m.read_kv(s, 9, 0, 3, k, v);
   CHECK(std::all_of(k.begin(), k.end(), [](float x) { return x == 0.0f; }));
@@ -384,8 +428,8 @@ TEST_CASE("greedy Token Recycling and Lookahead equal AR on the GPU", "[cuda][lo
   const gguf::file f(SPECDEC_TEST_MODEL);
   const auto prompts = specdec::test::first_prompt_per_category(f);
   generate_options opt;
-  opt.max_new_tokens = 48;
-  for (const auto& p : std::span(prompts).first(2)) {
+  opt.max_new_tokens = emulated ? 16 : 48;
+  for (const auto& p : std::span(prompts).first(emulated ? 1 : 2)) {
     INFO(p.id);
     greedy_rule rule;
     null_drafter ar;
@@ -452,4 +496,51 @@ TEST_CASE("bad calls are errors before any state change", "[cuda][errors]") {
   huge.n_ctx = 8192;
   huge.max_sequences = 1 << 20;
   CHECK(category([&] { gpu_model big(SPECDEC_TEST_MODEL, huge); }) == error_category::capacity);
+}
+
+// Qwen2 (Q/K/V biases, NeoX rotation, 14 query heads on 2 KV heads, a 151,936-token head) on the
+// Qwen2.5-Coder 0.5B file that scripts/test.sh fetches: every row of a prompt against the CPU fp32
+// path, and a tree whose nodes equal their paths run alone. Tagged [qwen2]: scripts/gpu_check.sh
+// leaves it out (the file does not fit in the GPU bundle).
+TEST_CASE("Qwen2: the forward agrees with the CPU fp32 path, a tree equals its paths", "[cuda][qwen2]") {
+  const std::string path = SPECDEC_TEST_QWEN2_MODEL;
+  cuda::llama_cuda_options o;
+  o.n_ctx = 256;
+  o.max_sequences = 4;
+  gpu_model g(path, o);
+  cpu::llama_cpu c(path, cpu::llama_cpu_options{.n_threads = static_cast<std::int32_t>(std::clamp(std::thread::hardware_concurrency(), 1u, 16u)),
+                                                .n_ctx = 256,
+                                                .n_batch = 64,
+                                                .weights = cpu::weight_format::fp32});
+  const std::vector<token_id> p = {151644, 872, 198, 7985, 264, 729, 429, 16211, 13, 151645, 198, 151644};
+  const seq_id sg = g.create_sequence(), sc = c.create_sequence();
+  const auto lg = run(g, sequence_step::chain(sg, p, 0));
+  const auto lc = run(c, sequence_step::chain(sc, p, 0));
+  REQUIRE(lg.n_rows == lc.n_rows);
+  double worst = 0;
+  std::size_t same_top = 0;
+  for (std::int32_t i = 0; i < lg.n_rows; ++i) {
+    worst = std::max(worst, specdec::test::relative_error(lg.row(i), lc.row(i)));
+    same_top += host_argmax(lg.row(i)) == host_argmax(lc.row(i)) ? 1 : 0;
+  }
+  std::printf("[cuda] Qwen2 0.5B bf16 vs CPU fp32: %d rows, relative error max %.3g, top-1 agreement %zu of %d\n",
+              lg.n_rows, worst, same_top, lg.n_rows);
+  CHECK(worst < 3e-2);  // measured 1.26e-2 on the emulator
+  CHECK(same_top + 1 >= static_cast<std::size_t>(lg.n_rows));
+  g.free_sequence(sg);
+  c.free_sequence(sc);
+
+  const std::vector<std::int32_t> parent = {-1, 0, 0, 1, 2};
+  const std::vector<token_id> tokens = {1986, 374, 264, 1273, 13};
+  const seq_id s = g.create_sequence();
+  (void)g.prefill(s, p);
+  const std::int32_t n_past = g.n_past(s);
+  const auto tree = run(g, part(s, tokens, parent, n_past, 0, tokens.size()));
+  std::vector<std::vector<float>> got;
+  for (std::int32_t i = 0; i < tree.n_rows; ++i) got.push_back(row_copy(tree, i));
+  g.free_sequence(s);
+  for (std::size_t i = 0; i < parent.size(); ++i) {
+    INFO("node " << i);
+    CHECK(same_bits(got[i], alone(g, p, path_to(tokens, parent, i))));
+  }
 }
