@@ -186,6 +186,35 @@ method model_method(const std::string& name, std::shared_ptr<void> keep, Draft& 
 
 }  // namespace detail
 
+namespace detail {
+
+// --draft-layers, or the default: the first four fifths of the target's layers.
+inline std::string draft_layer_spec(const draft_cli_options& d, std::int32_t n_layers) {
+  return d.layers.empty() ? "first:" + std::to_string(std::max(1, 4 * n_layers / 5)) : d.layers;
+}
+
+inline std::vector<std::int32_t> draft_layers(const std::string& spec, std::int32_t n_layers) {
+  try {
+    std::vector<std::int32_t> layers = parse_layer_list(spec);
+    check_layer_subset(layers, n_layers);
+    return layers;
+  } catch (const error& e) {
+    throw error(e.category(), "--draft-layers " + spec + ": " + e.what());
+  }
+}
+
+}  // namespace detail
+
+// Self-speculation on any model that runs layer subsets (the CPU or the CUDA backend): a draft-model
+// method whose draft is `target` itself on --draft-layers (default: the first four fifths).
+template <layered_sequence_model Model>
+method make_self_draft_method(const std::string& name, Model& target, std::int32_t budget, const draft_cli_options& d) {
+  const std::string spec = detail::draft_layer_spec(d, target.n_layers());
+  auto sub = std::make_shared<layer_subset<Model>>(target, detail::draft_layers(spec, target.n_layers()));
+  auto& ref = *sub;
+  return detail::model_method(name, sub, ref, d, budget, "layers " + spec);
+}
+
 // A draft-model method on `target`: --draft-model loads a second GGUF (same threads, context and
 // weight format), else --draft-layers (default: the first four fifths of the target's layers).
 inline method make_model_method(const std::string& name, cpu::llama_cpu& target, const cpu::llama_cpu_options& target_opt,
@@ -219,22 +248,11 @@ inline method make_model_method(const std::string& name, cpu::llama_cpu& target,
     auto& ref = *draft;
     return detail::model_method(name, draft, ref, d, budget, "model " + d.model);
   }
-  const std::string spec = d.layers.empty() ? "first:" + std::to_string(std::max(1, 4 * target.n_layers() / 5)) : d.layers;
-  std::vector<std::int32_t> layers;
-  try {
-    layers = parse_layer_list(spec);
-    check_layer_subset(layers, target.n_layers());
-  } catch (const error& e) {
-    throw error(e.category(), "--draft-layers " + spec + ": " + e.what());
-  }
-  if (d.vocab > 0) {
-    auto sub = std::make_shared<restricted_head<cpu::llama_cpu>>(target, head_tokens(), layers);
-    auto& ref = *sub;
-    return detail::model_method(name, sub, ref, d, budget, "layers " + spec + head_note);
-  }
-  auto sub = std::make_shared<layer_subset<cpu::llama_cpu>>(target, layers);
+  if (d.vocab == 0) return make_self_draft_method(name, target, budget, d);
+  const std::string spec = detail::draft_layer_spec(d, target.n_layers());
+  auto sub = std::make_shared<restricted_head<cpu::llama_cpu>>(target, head_tokens(), detail::draft_layers(spec, target.n_layers()));
   auto& ref = *sub;
-  return detail::model_method(name, sub, ref, d, budget, "layers " + spec);
+  return detail::model_method(name, sub, ref, d, budget, "layers " + spec + head_note);
 }
 
 // budget 0 = the method's default for this CPU and, with block_weights, for a model whose layer

@@ -1,8 +1,9 @@
 // specdec-gpu-check: the GPU measurements of scripts/gpu_check.sh, written into one folder.
 //   1. logits of the CUDA backend (bf16 and fp16 weights) against the CPU backend's fp32 path on the
 //      first dev prompt of every category: relative L2 error per row (median, max), top-1 agreement;
-//   2. greedy decoding on the GPU with every method of examples/common/methods.hpp that needs no
-//      draft model (ar, token-recycling, lookahead): tokens equal to AR's, tok/s, MAT, speedup;
+//   2. greedy decoding on the GPU with every method of examples/common/methods.hpp (the draft-model
+//      methods self-speculate on the first four fifths of the layers; PPD reads the model's default
+//      artifact): tokens equal to AR's, tok/s, MAT, speedup;
 //   3. AR decode with the device-side argmax (no logits row copied): tok/s;
 //   4. the cost curve: ms per forward of n rows (n = 1 .. 256 roots after a 128-token context), with
 //      the device argmax and with every logits row copied, fixed-order and cuBLAS products.
@@ -109,12 +110,18 @@ int main(int argc, char** argv) {
   CLI::App app("specdec-gpu-check: CUDA backend measurements (scripts/gpu_check.sh)");
   std::string model = SPECDEC_TEST_MODEL;
   std::string out_dir = "out/gpu";
-  std::int32_t max_new = 128, curve_max = 256, reps = 3;
+  std::int32_t max_new = 128, curve_max = 256, reps = 3, n_prompts = 6, prompt_tokens = 0, curve_context = 128;
   app.add_option("-m,--model", model, "GGUF model");
   app.add_option("-o,--out", out_dir, "output folder");
   app.add_option("-n,--max-new-tokens", max_new, "tokens per greedy generation");
   app.add_option("--curve-max", curve_max, "largest row count of the cost curve")->check(CLI::Range(1, 4096));
   app.add_option("--reps", reps, "timed repetitions per point of the cost curve")->check(CLI::Range(1, 100));
+  app.add_option("--curve-context", curve_context, "cached tokens before each cost-curve forward")
+      ->check(CLI::Range(1, 1024));
+  app.add_option("--prompts", n_prompts, "dev prompts used: the first prompt of the first N categories")
+      ->check(CLI::Range(1, 6));
+  app.add_option("--max-prompt-tokens", prompt_tokens, "cut every prompt to its first N tokens (0: whole)")
+      ->check(CLI::Range(0, 100000));
   CLI11_PARSE(app, argc, argv);
   if (test::cuda_device_count() == 0) {
     std::printf("skipped: no CUDA device\n");
@@ -125,7 +132,11 @@ int main(int argc, char** argv) {
     nlohmann::json j;
     std::ostringstream md;
     const gguf::file f(model);
-    const auto prompts = test::first_prompt_per_category(f);
+    auto prompts = test::first_prompt_per_category(f);
+    prompts.resize(std::min(prompts.size(), static_cast<std::size_t>(n_prompts)));
+    for (auto& p : prompts) {
+      if (prompt_tokens > 0 && p.tokens.size() > static_cast<std::size_t>(prompt_tokens)) p.tokens.resize(static_cast<std::size_t>(prompt_tokens));
+    }
     cuda::llama_cuda_options go;
     go.n_ctx = 2048;
     go.max_sequences = 8;
@@ -143,7 +154,7 @@ int main(int argc, char** argv) {
       cuda::llama_cuda_options ho = go;
       ho.weights = cuda::cuda_weights::fp16;
       gpu_model h(model, ho);
-      md << "## Logits against the CPU fp32 path\n\nFirst dev prompt of each category, every prompt row.\n\n"
+      md << "## Logits against the CPU fp32 path\n\nFirst dev prompt of " << prompts.size() << " categories, every prompt row.\n\n"
          << "| weights | rows | rel. error median | max | top-1 agreement |\n|---|---|---|---|---|\n";
       for (const auto& [name, m] : {std::pair<const char*, gpu_model*>{"bf16", &g}, {"fp16", &h}}) {
         const agreement a = compare(*m, c, prompts);
@@ -152,18 +163,24 @@ int main(int argc, char** argv) {
         std::snprintf(line, sizeof line, "| %s | %zu | %.3g | %.3g | %.1f %% |\n", name, a.rows, a.median, a.max, 100 * a.top1);
         md << line;
       }
-      md << "\nTolerance of tests/cuda (bf16): median <= 3e-2, max <= 1e-1, top-1 >= 90 %; fp16: 1e-2, 4e-2, 95 %.\n\n";
+      md << "\nTolerance of tests/cuda (bf16): median <= 1e-2, max <= 5e-2, top-1 >= 97 %; fp16: 2e-3, 8e-3, 97 %. "
+            "Measured on the CPU emulator over six prompts: bf16 4.3e-3 / 2.2e-2 / 99.8 %, fp16 7.7e-4 / 3.1e-3 / 99.8 %.\n\n";
     }
 
-    // 2. Greedy equality and speed of every method without a draft model.
+    // 2. Greedy equality and speed of every method.
     bool all_equal = true;
     {
       md << "## Greedy decoding on the GPU (" << prompts.size() << " prompts x " << max_new << " tokens)\n\n"
          << "| method | budget | equal to AR | tok/s | MAT | speedup over AR |\n|---|---|---|---|---|---|\n";
       std::vector<std::vector<token_id>> ar_tokens;
       double ar_tps = 0;
-      for (const std::string name : {"ar", "token-recycling", "lookahead"}) {
-        programs::method meth = programs::make_method(name, g.n_vocab(), 0, false);
+      programs::draft_cli_options d;
+      d.model_path = model;
+      d.model_file = &f;
+      for (const std::string& name : programs::method_names()) {
+        programs::method meth = name == "ppd"                             ? programs::make_ppd_method(d, 0, false)
+                                : programs::is_draft_model_method(name) ? programs::make_self_draft_method(name, g, 0, d)
+                                                                        : programs::make_method(name, g.n_vocab(), 0, false);
         decode_stats total;
         std::size_t equal = 0;
         for (std::size_t p = 0; p < prompts.size(); ++p) {
@@ -188,7 +205,9 @@ int main(int argc, char** argv) {
                       prompts.size(), tps, total.mat(), ar_tps > 0 ? tps / ar_tps : 0.0);
         md << line;
       }
-      md << "\nDefault budgets of methods.hpp for fp32/bf16 layer matrices. No end tokens: every run emits "
+      md << "\nDefault budgets of methods.hpp for fp32/bf16 layer matrices (tuned on the CPU, not on this GPU); "
+            "dyspec, dyspec-level, sps and specinfer draft with the first four fifths of the layers. No end tokens: "
+            "every run emits "
          << max_new << " tokens.\n\n";
     }
 
@@ -222,8 +241,9 @@ int main(int argc, char** argv) {
       co.products = cuda::cuda_products::cublas;
       gpu_model cb(model, co);
       std::vector<token_id> context;
-      while (context.size() < 128) context.insert(context.end(), prompts.front().tokens.begin(), prompts.front().tokens.end());
-      context.resize(128);
+      const auto want = static_cast<std::size_t>(curve_context);
+      while (context.size() < want) context.insert(context.end(), prompts.front().tokens.begin(), prompts.front().tokens.end());
+      context.resize(want);
       const seq_id sf = g.create_sequence(), sc = cb.create_sequence();
       (void)g.prefill(sf, context);
       (void)cb.prefill(sc, context);
@@ -238,7 +258,7 @@ int main(int argc, char** argv) {
       }
       g.free_sequence(sf);
       cb.free_sequence(sc);
-      md << "## Cost curve (ms per forward of n rows after 128 cached tokens; curve.csv)\n\n"
+      md << "## Cost curve (ms per forward of n rows after " << curve_context << " cached tokens; curve.csv)\n\n"
          << "| products | output | cost(1) ms | cost(8)/cost(1) | cost(64)/cost(1) | cost(256)/cost(1) |\n"
          << "|---|---|---|---|---|---|\n";
       const char* names[4] = {"fixed-order | device argmax", "fixed-order | logits rows", "cuBLAS | device argmax",
