@@ -4,9 +4,10 @@
 # summary into OUT_DIR (docs/gpu.md has the steps, including the two-run transfer of the model):
 #   tests.txt              the [cuda] tests (CPU-vs-GPU logits, batch invariance n = 1..256, trees,
 #                          commit/truncate, layer subsets, argmax, greedy TR/Lookahead = AR, errors)
-#   summary.md / .json     logits against the CPU fp32 path, greedy equality and speed of ar,
-#                          token-recycling and lookahead on the GPU, AR with the device argmax,
-#                          the cost curve (curve.csv: ms per forward, rows 1..256)
+#   summary.md / .json     logits against the CPU fp32 path, greedy equality and speed of every
+#                          method (ar, token-recycling, lookahead, dyspec, dyspec-level, sps,
+#                          specinfer, ppd) on the GPU, AR with the device argmax, the cost curve
+#                          (curve.csv: ms per forward, rows 1..256)
 #   README.md              the verdict of each part, the build and run times
 #
 # Usage: scripts/gpu_check.sh OUT_DIR        everything (joins the model from its halves if needed)
