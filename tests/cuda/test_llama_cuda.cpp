@@ -196,7 +196,7 @@ namespace {
 // kernels' row groups (8) and row blocks (32).
 std::vector<std::int32_t> sweep_sizes() {
   std::vector<std::int32_t> n;
-  if (emulated) return {1, 2, 3, 7, 8, 9, 16, 31, 32, 33, 40};
+  if (emulated) return {1, 2, 7, 8, 9, 31, 32, 33};
   for (std::int32_t i = 1; i <= 256; ++i) n.push_back(i);
   return n;
 }
@@ -271,7 +271,7 @@ TEST_CASE("cuBLAS products: rows that change with the batch (reported, not requi
 
 TEST_CASE("B sequences in one forward equal each run alone", "[cuda][batch]") {
   auto& m = gpu();
-  for (const std::int32_t b : {1, 3, 8}) {
+  for (const std::int32_t b : emulated ? std::vector<std::int32_t>{1, 8} : std::vector<std::int32_t>{1, 3, 8}) {
     std::vector<seq_id> seqs;
     std::vector<std::vector<token_id>> chains;
     forward_batch batch;
