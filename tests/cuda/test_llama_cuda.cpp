@@ -72,12 +72,16 @@ gpu_model& gpu(cuda::cuda_weights w = cuda::cuda_weights::bf16, cuda::cuda_produ
   return m;
 }
 
+// The CPU reference: fp32 weights, every core (at most 16).
+cpu::llama_cpu_options cpu_fp32_options(std::int32_t n_ctx) {
+  return cpu::llama_cpu_options{.n_threads = static_cast<std::int32_t>(std::clamp(std::thread::hardware_concurrency(), 1u, 16u)),
+                                .n_ctx = n_ctx,
+                                .n_batch = 64,
+                                .weights = cpu::weight_format::fp32};
+}
+
 cpu::llama_cpu& cpu_fp32() {
-  static cpu::llama_cpu m(SPECDEC_TEST_MODEL,
-                          cpu::llama_cpu_options{.n_threads = static_cast<std::int32_t>(std::clamp(std::thread::hardware_concurrency(), 1u, 16u)),
-                                                 .n_ctx = 2048,
-                                                 .n_batch = 64,
-                                                 .weights = cpu::weight_format::fp32});
+  static cpu::llama_cpu m(SPECDEC_TEST_MODEL, cpu_fp32_options(2048));
   return m;
 }
 
@@ -508,10 +512,7 @@ TEST_CASE("Qwen2: the forward agrees with the CPU fp32 path, a tree equals its p
   o.n_ctx = 256;
   o.max_sequences = 4;
   gpu_model g(path, o);
-  cpu::llama_cpu c(path, cpu::llama_cpu_options{.n_threads = static_cast<std::int32_t>(std::clamp(std::thread::hardware_concurrency(), 1u, 16u)),
-                                                .n_ctx = 256,
-                                                .n_batch = 64,
-                                                .weights = cpu::weight_format::fp32});
+  cpu::llama_cpu c(path, cpu_fp32_options(256));
   const std::vector<token_id> p = {151644, 872, 198, 7985, 264, 729, 429, 16211, 13, 151645, 198, 151644};
   const seq_id sg = g.create_sequence(), sc = c.create_sequence();
   const auto lg = run(g, sequence_step::chain(sg, p, 0));
